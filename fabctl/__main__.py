@@ -1,0 +1,3 @@
+from fabctl.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The fabctl command line: one typer sub-app per noun. The only place that prints, prompts or exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from fabctl.errors import FabctlError
+
+app = typer.Typer(
+    name="fabctl",
+    help="From a planned PVP guide-plate design to a sterile, traceable printed guide.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    """Attach every noun's sub-app (explicit, so `fabctl --help` lists exactly what exists)."""
+    from fabctl.cli import case, mesh, profile, trace
+
+    app.add_typer(case.app, name="case")
+    app.add_typer(profile.app, name="profile")
+    app.add_typer(trace.app, name="trace")
+    app.add_typer(mesh.app, name="mesh")
+
+
+@app.callback()
+def _root(
+    operator: str | None = typer.Option(
+        None, "--operator", envvar="FABCTL_OPERATOR", help="Staff ID recorded as the actor of each event."
+    ),
+) -> None:
+    from fabctl.cli import common
+
+    common.STATE.operator = operator
+
+
+def _fail(message: str, hint: str | None, code: int) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console entry point: run the app and map every failure to one line and its exit code."""
+    _register()
+    debug = os.environ.get("FABCTL_DEBUG") == "1"
+    try:
+        app(standalone_mode=False)
+    except FabctlError as err:
+        if debug:
+            raise
+        _fail(err.message, err.hint, err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", None, 130)
+    except click.ClickException as err:
+        if debug:
+            raise
+        _fail(err.format_message().splitlines()[0], "see --help for usage", 2)
+    except Exception as err:  # noqa: BLE001 - the CLI boundary: a bug gets exit 1, not a traceback
+        if debug:
+            raise
+        _fail(
+            f"internal error: {type(err).__name__}: {err}",
+            "this is a bug in fabctl; rerun with FABCTL_DEBUG=1 for the traceback and report it",
+            1,
+        )

@@ -1,0 +1,1 @@
+"""Geometry: mesh intake, validation, orientation, supports, slicing (trimesh style, vectorised numpy)."""
