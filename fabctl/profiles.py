@@ -315,6 +315,15 @@ def load(kind: Kind, pid: str, root: Path | None = None) -> PrinterProfile | Res
     return load_file(path, kind)
 
 
+def find(pid: str, root: Path | None = None) -> PrinterProfile | ResinProfile:
+    """The printer or resin profile named ``pid`` (ids are unique across both kinds)."""
+    for kind in ("printer", "resin"):
+        if ((root or profiles_dir()) / _DIRS[kind] / f"{pid}.toml").is_file():
+            return load(kind, pid, root)  # type: ignore[arg-type]
+    known = ", ".join(p.stem for k in ("printer", "resin") for p in paths(k, root))  # type: ignore[arg-type]
+    raise ProfileError(f"no printer or resin profile {pid!r}", hint=f"known profiles: {known}")
+
+
 def printer(pid: str, root: Path | None = None) -> PrinterProfile:
     p = load("printer", pid, root)
     assert isinstance(p, PrinterProfile)

@@ -1,0 +1,43 @@
+# fabctl: `make demo` runs the main job on the bundled example case; `make test` runs every check.
+# Both need nothing but Python 3.11+: they create .venv and install what they need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_HOME := $(CURDIR)/.fabctl-home/demo
+FABCTL := FABCTL_HOME=$(DEMO_HOME) FABCTL_OPERATOR=demo-tech $(BIN)/fabctl
+
+.PHONY: demo test lint install clean bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml hardware/pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "fabctl needs Python 3.11 or newer (set PYTHON=...)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]' -e ./hardware
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_HOME)
+	$(FABCTL) profile check
+	$(FABCTL) case new case-42 --mesh examples/case-42/guide.stl --plan examples/case-42/plan.json --units mm
+	$(FABCTL) case show case-42
+	$(FABCTL) trace show case-42
+	$(FABCTL) trace verify
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/fabctl profile check
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/stl_intake.py
+
+clean:
+	rm -rf $(VENV) .fabctl-home .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The per-case record: typed events in an append-only, hash-chained log."""
