@@ -117,6 +117,7 @@ def parse_plan(raw: object, where: str = "plan") -> Plan:
         return Plan.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
+        msg = first["msg"].removeprefix("Value error, ")
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise InputError(f"{where}: {loc}: {first['msg']}{more}", hint="fix plan.json; see docs") from None
+        raise InputError(f"{where}: {loc}: {msg}{more}", hint="fix plan.json; see docs") from None
