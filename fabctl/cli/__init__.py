@@ -65,7 +65,7 @@ def main() -> None:
         if debug:
             raise
         _fail(err.format_message().splitlines()[0], "see --help for usage", 2)
-    except Exception as err:  # noqa: BLE001 - the CLI boundary: a bug gets exit 1, not a traceback
+    except Exception as err:  # the CLI boundary: a bug gets exit 1 and a one-line report, not a traceback
         if debug:
             raise
         _fail(
