@@ -19,14 +19,29 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    """Attach every noun's sub-app (explicit, so `fabctl --help` lists exactly what exists)."""
-    from fabctl.cli import case, mesh, profile, trace
+#: noun -> (module, attribute, "group" for a sub-app or "command" for a single command)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "case": ("fabctl.cli.case", "app", "group"),
+    "profile": ("fabctl.cli.profile", "app", "group"),
+    "trace": ("fabctl.cli.trace", "app", "group"),
+    "mesh": ("fabctl.cli.mesh", "app", "group"),
+}
 
-    app.add_typer(case.app, name="case")
-    app.add_typer(profile.app, name="profile")
-    app.add_typer(trace.app, name="trace")
-    app.add_typer(mesh.app, name="mesh")
+
+def _register(argv: list[str]) -> None:
+    """Attach the sub-apps. Only the one named on the command line is imported (startup stays fast);
+    ``fabctl`` alone or ``--help`` imports them all so the help lists every command."""
+    import importlib
+
+    wanted = next((a for a in argv if not a.startswith("-") and a in COMMANDS), None)
+    names = [wanted] if wanted else list(COMMANDS)
+    for name in names:
+        module, attr, kind = COMMANDS[name]
+        obj = getattr(importlib.import_module(module), attr)
+        if kind == "group":
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
 
 
 @app.callback()
@@ -49,7 +64,7 @@ def _fail(message: str, hint: str | None, code: int) -> None:
 
 def main() -> None:
     """Console entry point: run the app and map every failure to one line and its exit code."""
-    _register()
+    _register(sys.argv[1:])
     debug = os.environ.get("FABCTL_DEBUG") == "1"
     try:
         app(standalone_mode=False)
