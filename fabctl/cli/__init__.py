@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profile": ("fabctl.cli.profile", "app", "group"),
     "trace": ("fabctl.cli.trace", "app", "group"),
     "mesh": ("fabctl.cli.mesh", "app", "group"),
+    "slice": ("fabctl.cli.slice", "slice_cmd", "command"),
 }
 
 
