@@ -72,17 +72,18 @@ def show(case_id: str = typer.Argument(..., metavar="CASE"),
     if json_out:
         emit_json(doc)
         return
-    con = Console()
-    con.print(f"[bold]{case_id}[/] · {len(evs)} trace events · head {evs[-1].hash[:16]}")
-    t = Table()
-    for col in ("rev", "origin", "design sha256", "triangles", "bbox mm", "units", "files", "printable"):
-        t.add_column(col)
+    con = Console(width=120)
+    con.print(f"[bold]{case_id}[/] · {len(evs)} trace events · head {evs[-1].hash[:16]} · {doc['dir']}")
     for r in revs:
-        t.add_row(str(r.revision), r.origin, r.design_sha256[:16], str(r.triangles),
-                  " x ".join(f"{x:.1f}" for x in r.bbox_mm), f"{r.units} ({r.units_source})",
-                  "ok" if r.files_ok else "[red]MODIFIED OR MISSING[/]",
-                  "yes" if r.printable else "[yellow]no[/]")
-    con.print(t)
+        files = "ok" if r.files_ok else "[red]MODIFIED OR MISSING[/]"
+        printable = "yes" if r.printable else "[yellow]no[/] (needs approval)" if r.files_ok else "[red]no[/]"
+        con.print(f"  revision {r.revision} ({r.origin}, {r.registered_utc[:19]}Z by {r.actor})")
+        con.print(f"    design  {r.design_sha256}  (source {r.source_sha256[:16]})")
+        con.print(f"    mesh    {r.triangles} triangles, {' x '.join(f'{x:.1f}' for x in r.bbox_mm)} mm, "
+                  f"units {r.units} ({r.units_source})")
+        con.print(f"    files   {files} · printable {printable}")
+        for note in r.notes:
+            con.print(f"    note    {note}")
 
 
 @app.command("ls")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -34,13 +32,22 @@ def show(case_id: str = typer.Argument(..., metavar="CASE"),
     for e in evs:
         t.add_row(str(e.case_seq), e.at_utc[:19].replace("T", " "), e.actor, e.type, _summary(e.payload),
                   e.hash[:12])
-    Console(width=160).print(t)
+    Console(width=200).print(t)
 
 
 def _summary(payload: dict) -> str:
-    keep = {k: v for k, v in payload.items() if not k.endswith("sha256") or k == "design_sha256"}
-    text = json.dumps(keep, separators=(", ", "="))
-    return text if len(text) <= 110 else text[:107] + "..."
+    """A short line per event: scalars first, hashes cut to 12 characters, lists of numbers joined."""
+    parts = []
+    for k, v in payload.items():
+        if isinstance(v, str) and len(v) == 64 and k.endswith("sha256"):
+            v = v[:12]
+        elif isinstance(v, list) and v and all(isinstance(x, int | float) for x in v):
+            v = "x".join(f"{x:g}" for x in v)
+        elif isinstance(v, list | dict):
+            v = f"[{len(v)}]"
+        parts.append(f"{k}={v}")
+    text = " ".join(parts)
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 @app.command("verify")
@@ -52,7 +59,8 @@ def verify(json_out: bool = typer.Option(False, "--json", help="One JSON documen
     if json_out:
         emit_json({"ok": not lines, "cases": rep.cases, "events": rep.events, "problems": lines})
     elif not lines:
-        typer.echo(f"ok: {rep.events} events in {rep.cases} cases, every chain intact, store matches")
+        typer.echo(f"ok: {rep.events} events in {rep.cases} case(s), every hash chain intact, "
+                   "stored files match the trace")
     else:
         for line in lines:
             typer.echo(line)
