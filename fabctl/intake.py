@@ -7,8 +7,8 @@ commits: either both the files and the record exist, or neither does.
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -74,7 +74,7 @@ class Plan(BaseModel):
 
     @field_validator("direction", "slot_direction")
     @classmethod
-    def _unit_vectors(cls, v: list[float], info) -> list[float]:  # noqa: ANN001
+    def _unit_vectors(cls, v: list[float], info) -> list[float]:
         return _unit(v, info.field_name)
 
     @model_validator(mode="after")

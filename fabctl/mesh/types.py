@@ -56,7 +56,7 @@ class MeshInput:
         b = self.bounds_mm
         return b[1] - b[0]
 
-    def to_trimesh(self):  # noqa: ANN201 - trimesh is imported lazily
+    def to_trimesh(self):
         """A ``trimesh.Trimesh`` view of the mesh, with no processing (nothing merged or repaired)."""
         import trimesh
 

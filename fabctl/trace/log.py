@@ -76,7 +76,7 @@ def check_case_id(case_id: str) -> str:
     return case_id
 
 
-def append(cur, case_id: str, event: Event, actor: str, at: datetime | None = None) -> TraceEvent:  # noqa: ANN001
+def append(cur, case_id: str, event: Event, actor: str, at: datetime | None = None) -> TraceEvent:
     """Append ``event`` to ``case_id``'s chain inside the caller's write transaction (``db.write()``)."""
     check_case_id(case_id)
     if not ACTOR_RE.fullmatch(actor):
