@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_HOME := $(CURDIR)/.fabctl-home/demo
 FABCTL := FABCTL_HOME=$(DEMO_HOME) FABCTL_OPERATOR=demo-tech $(BIN)/fabctl
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean bench octoprint
 
 install: $(STAMP)
 
@@ -32,7 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint
+# a real OctoPrint 1.11 with its Virtual Printer, in its own venv (hardware/.octoprint-venv), for the tests
+octoprint:
+	hardware/octoprint/install.sh
+
+test: lint octoprint
 	$(BIN)/fabctl profile check
 	$(BIN)/python -m pytest -q
 

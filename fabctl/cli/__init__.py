@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "trace": ("fabctl.cli.trace", "app", "group"),
     "mesh": ("fabctl.cli.mesh", "app", "group"),
     "slice": ("fabctl.cli.slice", "slice_cmd", "command"),
+    "send": ("fabctl.cli.send", "send", "command"),
 }
 
 

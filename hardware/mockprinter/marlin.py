@@ -1,0 +1,390 @@
+"""A laser-SLA controller speaking Marlin's host protocol, as a clocked state machine (no I/O, no threads).
+
+Bytes go in with ``feed``; ``step(now)`` moves them from the wire into a bounded receive buffer (at the
+emulated baud rate; what does not fit is dropped, as a UART overrun would), parses complete lines into a
+``bufsize``-slot command queue while there is room, and executes one command at a time; ``take_output``
+returns what the firmware printed. Written from Marlin's ``queue.cpp`` behaviour, independently of fabctl:
+
+* a line starting with ``N`` must be ``last+1`` (except a line holding ``M110``, whose own ``N`` is taken),
+  must carry ``*<xor>`` and the checksum must match; otherwise ``Error:<why>, Last Line: <last>``, the
+  receive buffer is flushed, ``Resend: <last+1>`` and (``ok_after_resend``) ``ok``;
+* unlike some Marlin revisions, the rest of a line cut by a flush is skipped up to its newline, so a
+  fragment is never run as a command;
+* ``ok`` is sent when a command has been executed (``ok N<n> P<p> B<b>`` with ``advanced_ok``);
+* ``executed`` logs every command that took effect, once (resent duplicates are refused by line number).
+
+The machine: G0/G1 move (Z is the platform); ``M3 S<mW>``/``M4`` beam on at a power, ``M5`` or ``S0`` off;
+a ``G1`` with X/Y while the beam is on exposes; the first exposure at a new Z starts a layer, which costs
+``exposure_s * exposure_scale`` seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from mockprinter.config import Fault, MockConfig
+
+MAX_CMD_SIZE = 96
+FIRMWARE = "fabctl-mock-marlin 1.0"
+_WORD = re.compile(r"([A-Z])(-?\d*\.?\d+)")
+_N_RE = re.compile(r"N(-?\d+)")
+_M110_N = re.compile(r"M110\s*N(-?\d+)")
+HALT = "Error:Printer halted. kill() called!"
+
+
+@dataclass
+class SimStats:
+    received_lines: int = 0
+    rejected_lines: int = 0
+    resend_requests: int = 0
+    overflow_bytes: int = 0
+    max_rx: int = 0
+    oks: int = 0
+    layers: int = 0
+
+
+@dataclass
+class _Job:
+    n: int | None
+    cmd: str
+    end: float = 0.0
+    busy_at: float = 0.0
+    silent: bool = False
+    extra: list[str] = field(default_factory=list)
+
+
+def xor(data: str) -> int:
+    cs = 0
+    for ch in data.encode("ascii", "replace"):
+        cs ^= ch
+    return cs
+
+
+class MarlinSim:
+    """The firmware. ``executed``: ``(line number or None, command)`` of every command that took effect;
+    ``accepted``: the raw numbered lines that passed the checks, in order."""
+
+    def __init__(self, config: MockConfig | None = None) -> None:
+        self.cfg = config or MockConfig()
+        self.executed: list[tuple[int | None, str]] = []
+        self.accepted: list[str] = []
+        self.stats = SimStats()
+        self.disconnected = False
+        self._out = bytearray()
+        self._fired: set[tuple[str, int]] = set()
+        self.boots = 0
+        self.power_on(0.0, banner=False)
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    def power_on(self, now: float, *, banner: bool = True) -> None:
+        """(Re)boot: every buffer and the line counter are lost; prints the ``start`` banner."""
+        self.wire, self.rx = bytearray(), bytearray()
+        self.queue: deque[_Job] = deque()
+        self.current: _Job | None = None
+        self.last_n = 0
+        self.halted = self.skip_eol = False
+        self.x = self.y = self.z = 0.0
+        self.feed_mm_min = 600.0
+        self.beam_on, self.power_mw = False, 0.0
+        self.layer, self.exposed_z = -1, None
+        self._credit_t = self._t = now
+        self.boots += 1
+        if banner:
+            self._emit("start")
+            self._emit(f"echo:{FIRMWARE} ({self.cfg.name})")
+
+    def feed(self, data: bytes) -> None:
+        self.wire += data
+
+    def take_output(self) -> bytes:
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+    def _emit(self, line: str) -> None:
+        self._out += line.encode("ascii") + b"\n"
+
+    def step(self, now: float) -> float:
+        """Advance to ``now``; returns how long the caller may wait for input before stepping again."""
+        if self.disconnected:
+            return 0.05
+        # With an emulated line rate, catch up in 1 ms slices: bytes arrive, are parsed and executed in
+        # the order they would have been, even when this thread was not scheduled for a while.
+        t = self._t if self.cfg.baud and self.wire else now
+        while True:
+            t = min(now, t + 0.001)
+            self._receive(t)
+            self._parse(t)
+            self._execute(t)
+            if t >= now or self.disconnected:
+                break
+        self._t = now
+        return self._next_wake(now)
+
+    def _next_wake(self, now: float) -> float:
+        wake = 0.05
+        if self.current is not None:
+            wake = min(wake, self.current.end - now)
+            if self.current.end - self.current.busy_at > 0:
+                wake = min(wake, self.current.busy_at - now)
+        if self.wire and self.cfg.baud:
+            wake = min(wake, 0.001)
+        if b"\n" in self.rx and len(self.queue) < self.cfg.bufsize and not self.halted:
+            wake = 0.0
+        return max(0.0, wake)
+
+    # ------------------------------------------------------------------------------------- receiving
+
+    def _receive(self, now: float) -> None:
+        if not self.wire:
+            self._credit_t = now
+            return
+        if self.cfg.baud:
+            n = int((now - self._credit_t) * self.cfg.baud / 10)
+            if n <= 0:
+                return
+            self._credit_t += n * 10 / self.cfg.baud
+        else:
+            n = len(self.wire)
+        chunk, self.wire = self.wire[:n], self.wire[n:]
+        if not self.wire:
+            self._credit_t = now
+        room = self.cfg.rx_buffer - len(self.rx)
+        if len(chunk) > room:
+            self.stats.overflow_bytes += len(chunk) - max(room, 0)
+            if self.cfg.overflow == "error":
+                self._emit(f"Error:RX BUF overflow, increase RX_BUFFER_SIZE: {len(self.rx) + len(chunk)}")
+            chunk = chunk[:max(room, 0)]
+        self.rx += chunk
+        self.stats.max_rx = max(self.stats.max_rx, len(self.rx))
+
+    def _parse(self, now: float) -> None:
+        while not self.halted and not self.disconnected and len(self.queue) < self.cfg.bufsize:
+            i = self.rx.find(b"\n")
+            if i < 0:
+                return
+            raw = bytes(self.rx[:i])
+            del self.rx[:i + 1]
+            if self.skip_eol:
+                self.skip_eol = False
+                continue
+            text = raw[:MAX_CMD_SIZE - 1].decode("ascii", "replace").strip(" \r\t\x00")
+            if text:
+                self.stats.received_lines += 1
+                self._line(text, now)
+
+    def _flush_rx(self) -> None:
+        self.skip_eol = bool(self.rx) and not self.rx.endswith(b"\n")
+        self.rx.clear()
+
+    def _reject(self, why: str, *, fmt: str = "Resend: {n}", times: int = 1, message: bool = True) -> None:
+        self.stats.rejected_lines += 1
+        if message:
+            self._emit(f"Error:{why}, Last Line: {self.last_n}")
+        self._flush_rx()
+        for _ in range(times):
+            self.stats.resend_requests += 1
+            self._emit(fmt.format(n=self.last_n + 1))
+            if self.cfg.ok_after_resend:
+                self._emit("ok")
+
+    # ------------------------------------------------------------------------------------ line checks
+
+    def _fault(self, kind: str, n: int) -> Fault | None:
+        for f in self.cfg.faults:
+            if f.kind != kind:
+                continue
+            hit = n % f.at == 0 if kind == "corrupt_every" else f.at == n
+            if hit and (kind, n) not in self._fired:
+                self._fired.add((kind, n))
+                return f
+        return None
+
+    def _arrival_faults(self, text: str, n: int, now: float) -> str | None:
+        """Faults that act when line ``n`` arrives; returns the (maybe corrupted) text, None if consumed."""
+        if self._fault("disconnect", n):
+            self.disconnected = True
+            return None
+        if self._fault("hang", n):
+            self.halted = True
+            self.queue.clear()
+            return None
+        if self._fault("reset", n) or self._fault("silent_reset", n):
+            self.power_on(now, banner=("reset", n) in self._fired)
+            return None
+        if self._fault("resend", n):
+            self._reject("", fmt="rs N{n}", message=False)
+            return None
+        if self._fault("dup_resend", n):
+            self._reject("Line Number is not Last Line Number+1", times=2)
+            return None
+        if self._fault("corrupt", n) or self._fault("corrupt_every", n):
+            star = text.rfind("*")
+            pos = (text.find(" ") + 1 + (star if star > 0 else len(text))) // 2
+            text = text[:pos] + chr(ord(text[pos]) ^ 0x04) + text[pos + 1:]
+        return text
+
+    def _line(self, text: str, now: float) -> None:
+        if not text.startswith("N"):
+            if "*" in text:
+                self._reject("No Line Number with checksum")
+                return
+            self.queue.append(_Job(None, text.split(";", 1)[0].strip()))
+            return
+        m = _N_RE.match(text)
+        n = int(m.group(1)) if m else 0
+        m110 = _M110_N.search(text)
+        if not m110 and "M110" not in text and not text.startswith(f"N{n} M115"):
+            text = self._arrival_faults(text, n, now)
+            if text is None:
+                return
+        if m110:
+            n = int(m110.group(1))
+        elif n != self.last_n + 1:
+            self._reject("Line Number is not Last Line Number+1")
+            return
+        star = text.rfind("*")
+        if star < 0:
+            self._reject("No Checksum with line number")
+            return
+        given = text[star + 1:].strip()
+        if not given.isdigit() or int(given) != xor(text[:star]):
+            self._reject("checksum mismatch")
+            return
+        self.last_n = n
+        self.accepted.append(text)
+        cmd = text[m.end():star].strip() if m else text[:star]
+        self.queue.append(_Job(n, cmd))
+
+    # -------------------------------------------------------------------------------------- executing
+
+    def _execute(self, now: float) -> None:
+        while not self.halted and not self.disconnected:
+            job = self.current
+            if job is None:
+                if not self.queue:
+                    return
+                job = self.queue.popleft()
+                duration = self._begin(job, now)
+                if self.halted:
+                    return
+                job.end = now + duration
+                job.busy_at = now + self.cfg.busy_interval_s
+                self.current = job
+            if now < job.end:
+                if now >= job.busy_at:
+                    self._emit("busy: processing")
+                    job.busy_at += self.cfg.busy_interval_s
+                return
+            self.current = None
+            self._complete(job)
+
+    def _complete(self, job: _Job) -> None:
+        self.executed.append((job.n, job.cmd))
+        for line in job.extra:
+            self._emit(line)
+        if job.silent or (job.n is not None and self._fault("drop_ok", job.n)):
+            return
+        self.stats.oks += 1
+        if job.cmd.upper().startswith("M105"):
+            self._emit("ok T:25.0 /0.0 B:24.9 /0.0 @:0 B@:0")
+        elif self.cfg.advanced_ok:
+            free = max(0, self.cfg.bufsize - len(self.queue) - 1)
+            num = f" N{job.n}" if job.n is not None else ""
+            self._emit(f"ok{num} P15 B{free}")
+        else:
+            self._emit("ok")
+
+    def _halt(self, *messages: str) -> None:
+        for m in messages:
+            self._emit(m)
+        self.halted = True
+        self.queue.clear()
+        self.current = None
+
+    def _begin(self, job: _Job, now: float) -> float:
+        """Start ``job``: change the machine state, return its duration in seconds."""
+        if job.n is not None and self._fault("halt", job.n):
+            self._halt(HALT)
+            return 0.0
+        words = {k: float(v) for k, v in _WORD.findall(job.cmd.upper())}
+        head = job.cmd.split(None, 1)[0].upper() if job.cmd else ""
+        handler = _HANDLERS.get(head)
+        if handler is None:
+            job.extra.append(f'echo:Unknown command: "{job.cmd}"')
+            duration = 0.0
+        else:
+            duration = handler(self, job, words)
+        busy = self._fault("busy", job.n) if job.n is not None else None
+        return duration + (busy.arg if busy else 0.0)
+
+    # -------------------------------------------------------------------------------------- G-codes
+
+    def _move(self, job: _Job, w: dict[str, float]) -> float:
+        if "F" in w:
+            self.feed_mm_min = max(w["F"], 1e-6)
+        x, y, z = w.get("X", self.x), w.get("Y", self.y), w.get("Z", self.z)
+        dist = ((x - self.x) ** 2 + (y - self.y) ** 2 + (z - self.z) ** 2) ** 0.5
+        seconds = dist / (self.feed_mm_min / 60.0) * self.cfg.exposure_scale
+        exposing = job.cmd.upper().startswith("G1") and self.beam_on and ("X" in w or "Y" in w)
+        self.x, self.y, self.z = x, y, z
+        if exposing and self.exposed_z != self.z:
+            if self._fault("resin_out", self.layer + 1):
+                self._halt(f"Error:Resin vat empty at layer {self.layer + 1}", HALT)
+                return 0.0
+            self.layer += 1
+            self.stats.layers += 1
+            self.exposed_z = self.z
+            seconds += self.cfg.exposure_s * self.cfg.exposure_scale
+        return seconds
+
+    def _dwell(self, job: _Job, w: dict[str, float]) -> float:
+        seconds = w.get("S", 0.0) + w.get("P", 0.0) / 1000.0
+        return seconds * self.cfg.exposure_scale
+
+    def _beam(self, job: _Job, w: dict[str, float]) -> float:
+        if job.cmd.upper().startswith("M5"):
+            self.beam_on = False
+        else:
+            self.power_mw = w.get("S", self.power_mw)
+            self.beam_on = self.power_mw > 0
+        return 0.0
+
+    def _home(self, job: _Job, w: dict[str, float]) -> float:
+        self.x = self.y = self.z = 0.0
+        return 0.0
+
+    def _m110(self, job: _Job, w: dict[str, float]) -> float:
+        if "N" in w:
+            self.last_n = int(w["N"])
+        return 0.0
+
+    def _m114(self, job: _Job, w: dict[str, float]) -> float:
+        job.extra.append(f"X:{self.x:.2f} Y:{self.y:.2f} Z:{self.z:.2f} E:0.00 Count X:0 Y:0 Z:0")
+        return 0.0
+
+    def _m115(self, job: _Job, w: dict[str, float]) -> float:
+        job.extra += [
+            f"FIRMWARE_NAME:{FIRMWARE} (mock) SOURCE_CODE_URL:https://example.invalid/fabctl PROTOCOL_VERSION:1.0 "
+            f"MACHINE_TYPE:{self.cfg.name} EXTRUDER_COUNT:0 SERIAL:{self.cfg.serial_number}",
+            "Cap:EMERGENCY_PARSER:0", "Cap:AUTOREPORT_TEMP:0", "Cap:HOST_ACTION_COMMANDS:1",
+        ]
+        return 0.0
+
+    def _m112(self, job: _Job, w: dict[str, float]) -> float:
+        self._halt(HALT)
+        return 0.0
+
+    def _nothing(self, job: _Job, w: dict[str, float]) -> float:
+        return 0.0
+
+
+_HANDLERS = {
+    "G0": MarlinSim._move, "G1": MarlinSim._move, "G4": MarlinSim._dwell, "G28": MarlinSim._home,
+    "G21": MarlinSim._nothing, "G90": MarlinSim._nothing, "G91": MarlinSim._nothing, "G92": MarlinSim._nothing,
+    "M3": MarlinSim._beam, "M4": MarlinSim._beam, "M5": MarlinSim._beam, "M17": MarlinSim._nothing,
+    "M18": MarlinSim._nothing, "M84": MarlinSim._nothing, "M105": MarlinSim._nothing, "M110": MarlinSim._m110,
+    "M112": MarlinSim._m112, "M114": MarlinSim._m114, "M115": MarlinSim._m115, "M400": MarlinSim._nothing,
+}

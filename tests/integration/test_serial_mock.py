@@ -1,0 +1,327 @@
+"""fabctl's serial streamer against the mock Marlin laser printer, over a pty, TCP and the mockprinter:// URL.
+
+The mock logs every command it executed; each test compares that log with the program, line for line.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from fabctl.errors import TransportError
+from fabctl.transport.base import JobState, Printer, PrinterStatus
+from fabctl.transport.gcode_line import parse_program
+from fabctl.transport.serial import StreamSettings, write_dry_run
+from tests.integration.serial_fixtures import TRANSPORTS, job_log, mock_endpoint, printer, write_program
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> tuple[Path, list[str]]:
+    return write_program(tmp_path / "job.gcode", layers=20, marks=12)
+
+
+def stream(url: str, job_file: Path, **kw) -> tuple[object, PrinterStatus]:
+    p = printer(url, **kw)
+    try:
+        p.connect()
+        p.send_job(job_file)
+        return p, p.status()
+    finally:
+        p.close()
+
+
+# ------------------------------------------------------------------------------------------- clean runs
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_clean_stream_runs_every_line_once_in_order(kind: str, job, tmp_path: Path) -> None:
+    path, commands = job
+    with mock_endpoint(kind) as ep:
+        p, st = stream(ep.url, path)
+        sim = ep.sim
+    assert isinstance(p, Printer)
+    assert job_log(sim) == commands + ["M400"]
+    assert st.state is JobState.done and st.progress == 1.0
+    assert st.layers_total == 20 and st.layer == 20
+    assert p.identity.model == sim.cfg.name and p.identity.serial_number == "MOCK-0001"
+    assert "fabctl-mock-marlin" in p.identity.firmware
+    s = p.stats
+    assert s.lines_total == len(commands) == s.lines_confirmed
+    assert s.resends == 0 and sim.stats.overflow_bytes == 0
+    assert 1 < s.max_inflight_lines and s.max_inflight_bytes <= 127
+    # the dry run's bytes are exactly what the firmware accepted for the job
+    out = tmp_path / "wire.txt"
+    write_dry_run(path, out)
+    i = max(i for i, raw in enumerate(sim.accepted) if raw.startswith("N0 M110 N0"))
+    assert out.read_text().splitlines() == sim.accepted[i:]
+
+
+def test_progress_is_reported_by_lines_and_layers(job) -> None:
+    path, commands = job
+    seen: list[PrinterStatus] = []
+    with mock_endpoint("url") as ep:
+        stream(ep.url, path, on_status=seen.append)
+    layers = [s.layer for s in seen if s.state is JobState.printing]
+    assert layers == sorted(layers) and len(set(layers)) > 5
+    assert seen[-1].state is JobState.done
+    assert all(0.0 <= s.progress <= 1.0 for s in seen)
+
+
+# ---------------------------------------------------------------------------------- recoverable faults
+
+RECOVERABLE = {
+    "corrupt": "corrupt@37,corrupt@120",
+    "drop_ok": "drop_ok@50",
+    "drop_last_ok": "drop_ok@{last}",
+    "resend": "resend@60",
+    "dup_resend": "dup_resend@70",
+    "busy": "busy@80:0.8",
+    "mixed": "corrupt@15,dup_resend@16,drop_ok@30,resend@31,corrupt_every@23",
+}
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("fault", sorted(RECOVERABLE))
+def test_recoverable_fault_keeps_the_program_exact(kind: str, fault: str, job) -> None:
+    path, commands = job
+    spec = RECOVERABLE[fault].format(last=len(commands) + 1)
+    settings = StreamSettings(response_timeout_s=0.3, max_timeouts=2, resend_timeout_s=0.2)
+    with mock_endpoint(kind, faults=spec, busy_interval=0.1) as ep:
+        p, st = stream(ep.url, path, settings=settings)
+        sim = ep.sim
+    assert job_log(sim) == commands + ["M400"] or job_log(sim) == commands + ["M400", "M400"]
+    assert st.state is JobState.done
+    if fault in ("corrupt", "resend", "dup_resend", "mixed"):
+        assert p.stats.resends >= 1
+    if fault == "dup_resend":
+        assert p.stats.ignored_resends >= 1
+    if fault == "busy":
+        assert p.stats.busy >= 5 and p.stats.timeouts == 0  # 0.8 s of busy > 2 x 0.3 s without it
+    if fault.startswith("drop"):
+        assert p.stats.probes >= 1
+
+
+@pytest.mark.parametrize("advanced_ok", [False, True])
+@pytest.mark.parametrize("ok_after_resend", [True, False])
+def test_resend_variants_of_marlin(advanced_ok: bool, ok_after_resend: bool, job) -> None:
+    path, commands = job
+    with mock_endpoint("url", faults="corrupt@20,resend@40,dup_resend@41,drop_ok@90,corrupt_every@31",
+                       advanced_ok=advanced_ok, ok_after_resend=ok_after_resend) as ep:
+        p, st = stream(ep.url, path)
+        sim = ep.sim
+    assert p.ok_after_resend is ok_after_resend  # learned at connect
+    assert job_log(sim)[:len(commands)] == commands and set(job_log(sim)[len(commands):]) == {"M400"}
+    assert st.state is JobState.done
+    assert p.stats.advanced_ok is advanced_ok
+    if advanced_ok:
+        assert p.stats.max_inflight_lines <= 4  # capped by the B field (4 command slots)
+
+
+# ------------------------------------------------------------------------------------- receive buffer
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_small_buffer_is_kept_full_but_never_overflows(kind: str, tmp_path: Path) -> None:
+    path, commands = write_program(tmp_path / "job.gcode", layers=15, marks=16)
+    with mock_endpoint(kind, rx_buffer=64, baud=115200, exposure_scale=0.002) as ep:
+        p, st = stream(ep.url, path, rx_buffer_bytes=64)
+        sim = ep.sim
+    assert job_log(sim) == commands + ["M400"]
+    assert sim.stats.overflow_bytes == 0 and sim.stats.max_rx <= 64
+    assert p.stats.max_inflight_bytes <= 64
+    assert p.stats.max_inflight_lines >= 2  # pipelined, not ping-pong
+
+
+def test_pingpong_never_has_two_lines_in_flight(job) -> None:
+    path, commands = job
+    settings = StreamSettings(flow="pingpong", response_timeout_s=0.3)
+    with mock_endpoint("url") as ep:
+        p, _ = stream(ep.url, path, settings=settings)
+        assert job_log(ep.sim) == commands + ["M400"]
+    assert p.stats.max_inflight_lines == 1
+
+
+def test_an_overfilling_sender_is_caught_by_the_mock(job) -> None:
+    """A host that believes the buffer is bigger than it is corrupts lines; it never runs one twice."""
+    path, commands = job
+    with mock_endpoint("url", rx_buffer=40, faults="busy@30:0.3", busy_interval=0.05) as ep:
+        with pytest.raises(TransportError):
+            stream(ep.url, path, rx_buffer_bytes=127)
+        sim = ep.sim
+    assert sim.stats.overflow_bytes > 0
+    log = job_log(sim)
+    assert log == commands[:len(log)]
+
+
+def test_overflow_can_be_a_firmware_error(job) -> None:
+    path, _ = job
+    with mock_endpoint("url", rx_buffer=40, overflow="error", faults="busy@30:0.3") as ep:
+        p = printer(ep.url, rx_buffer_bytes=127)
+        p.connect()
+        with pytest.raises(TransportError, match="RX BUF overflow"):
+            p.send_job(path)
+        assert p.status().state is JobState.failed
+        p.close()
+
+
+# ---------------------------------------------------------------------------------------- fatal faults
+
+FATAL = {
+    "disconnect": ("disconnect@100", "lost the printer"),
+    "halt": ("halt@100", "kill\\(\\) called"),
+    "reset": ("reset@100", "reset during the job"),
+    "silent_reset": ("silent_reset@100", "already acknowledged"),
+    "hang": ("hang@100", "no response from the printer"),
+}
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("fault", sorted(FATAL))
+def test_fatal_fault_fails_the_job_and_the_log_stops(kind: str, fault: str, job) -> None:
+    path, commands = job
+    spec, message = FATAL[fault]
+    with mock_endpoint(kind, faults=spec) as ep:
+        p = printer(ep.url)
+        p.connect()
+        with pytest.raises(TransportError, match=message):
+            p.send_job(path)
+        st = p.status()
+        p.close()
+        log = job_log(ep.sim)
+    assert st.state is JobState.failed
+    assert log == commands[:len(log)]  # a prefix: nothing out of order, nothing twice
+    assert len(log) <= 99  # line N carries command N (line 0 is M110): line 100 and later never ran
+    if fault == "halt":
+        assert len(log) == 99  # everything before line 100 ran
+    assert int(st.extra["lines_sent"]) <= len(log)
+
+
+@pytest.mark.parametrize("kind", ["pty", "url"])
+def test_resin_running_out_halts_the_job(kind: str, job) -> None:
+    path, commands = job
+    with mock_endpoint(kind, faults="resin_out@7") as ep:
+        p = printer(ep.url)
+        p.connect()
+        with pytest.raises(TransportError, match="Resin vat empty at layer 7"):
+            p.send_job(path)
+        assert p.status().state is JobState.failed
+        p.close()
+        sim = ep.sim
+    log = job_log(sim)
+    assert log == commands[:len(log)]
+    assert sim.halted and sim.stats.layers == 7  # layers 0..6 were exposed
+    prog = parse_program(path.read_text())
+    first_mark = next(i for i, c in enumerate(prog.commands) if prog.layer_of[i] == 8 and c.startswith("G1 X"))
+    assert len(log) == first_mark  # everything up to layer 7's first exposure ran, nothing after
+
+
+def test_no_printer_on_the_port() -> None:
+    import os
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        p = printer(os.ttyname(slave), connect_timeout_s=0.6)
+        with pytest.raises(TransportError, match="no answer"):
+            p.connect()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+# ---------------------------------------------------------------------------------- pause and cancel
+
+
+def test_pause_holds_at_a_beam_off_point_and_resumes(job) -> None:
+    path, commands = job
+    with mock_endpoint("url") as ep:
+        p = printer(ep.url)
+        seen: dict[str, object] = {}
+
+        def on_status(st: PrinterStatus) -> None:
+            if "paused" not in seen and int(st.extra.get("lines_sent", "0")) >= 60:
+                p.pause()
+                seen["paused"] = True
+            elif st.state is JobState.paused and p.streamer.numbered == 0 and "beam" not in seen:
+                seen["beam"] = ep.sim.beam_on
+                seen["at"] = len(job_log(ep.sim))
+                p.resume()
+
+        p.on_status = on_status
+        p.connect()
+        p.send_job(path)
+        log = job_log(ep.sim)
+        p.close()
+    assert seen.get("beam") is False
+    assert commands[seen["at"] - 1] == "M5" or commands[seen["at"]].startswith(("G1 Z", "M3"))
+    assert log == commands + ["M400"]
+    assert p.status().state is JobState.done
+
+
+def test_cancel_stops_feeding_and_turns_the_beam_off(job) -> None:
+    path, commands = job
+    with mock_endpoint("url") as ep:
+        p = printer(ep.url)
+
+        def on_status(st: PrinterStatus) -> None:
+            if int(st.extra.get("lines_sent", "0")) >= 100:
+                p.cancel()
+
+        p.on_status = on_status
+        p.connect()
+        p.send_job(path)
+        sim = ep.sim
+        p.close()
+    st = p.status()
+    assert st.state is JobState.cancelled
+    log = job_log(sim)
+    k = len(log) - 3
+    assert log[:k] == commands[:k] and k < len(commands)
+    assert log[k:] == [f"M110 N{k + 1}", "M5", "M400"]
+    assert sim.beam_on is False
+    assert int(st.extra["lines_sent"]) == k
+
+
+def test_cancel_from_another_thread(job) -> None:
+    path, _ = job
+    with mock_endpoint("url", exposure_scale=0.02) as ep:
+        p = printer(ep.url)
+        p.connect()
+        timer = threading.Timer(0.2, p.cancel)
+        timer.start()
+        try:
+            p.send_job(path)
+        finally:
+            timer.cancel()
+            p.close()
+        assert p.status().state is JobState.cancelled
+        assert ep.sim.beam_on is False
+
+
+def test_ctrl_c_sends_the_stop_sequence_before_giving_up(job) -> None:
+    path, commands = job
+    with mock_endpoint("pty") as ep:
+        p = printer(ep.url)
+        fired: list[bool] = []
+
+        def on_status(st: PrinterStatus) -> None:
+            if not fired and int(st.extra.get("lines_sent", "0")) >= 80:
+                fired.append(True)
+                raise KeyboardInterrupt
+
+        p.on_status = on_status
+        p.connect()
+        with pytest.raises(KeyboardInterrupt):
+            p.send_job(path)
+        p.close()
+        sim = ep.sim
+    assert p.status().state is JobState.cancelled
+    log = job_log(sim)
+    assert log[-2:] == ["M5", "M400"] and log[-3].startswith("M110 N")
+    assert log[:-3] == commands[:len(log) - 3]
+    assert sim.beam_on is False
