@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "mesh": ("fabctl.cli.mesh", "app", "group"),
     "slice": ("fabctl.cli.slice", "slice_cmd", "command"),
     "send": ("fabctl.cli.send", "send", "command"),
+    "validate": ("fabctl.cli.validate", "validate_cmd", "command"),
+    "repair": ("fabctl.cli.repair", "repair_cmd", "command"),
 }
 
 
@@ -69,7 +71,7 @@ def main() -> None:
     _register(sys.argv[1:])
     debug = os.environ.get("FABCTL_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer.Exit(n) comes back as a return value here
     except FabctlError as err:
         if debug:
             raise
@@ -90,3 +92,4 @@ def main() -> None:
             "this is a bug in fabctl; rerun with FABCTL_DEBUG=1 for the traceback and report it",
             1,
         )
+    sys.exit(code if isinstance(code, int) else 0)

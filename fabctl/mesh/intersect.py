@@ -1,0 +1,509 @@
+"""Self-intersections: which triangle pairs of a mesh cross each other, and where.
+
+Broad phase: a uniform grid over the triangles' bounding boxes (``TriangleGrid``); within each cell a sweep
+along x keeps only boxes whose x-intervals overlap; a pair is kept in exactly one cell, the one holding the
+lower corner of the two boxes' intersection, so no deduplication is needed. Narrow phase, vectorised over
+candidate pairs:
+
+- no shared vertex: each triangle's vertices against the other's plane (Möller's rejection); pairs that
+  straddle both planes intersect iff an edge of one crosses the other (6 segment–triangle tests); pairs that
+  lie in one plane are tested for overlapping interiors with a 2-D separating-axis test;
+- one shared vertex: they intersect beyond that vertex iff the opposite edge of one crosses the other, or
+  they are coplanar and overlap;
+- a shared edge: they intersect iff they are coplanar and fold onto each other (the two far vertices on the
+  same side of the edge).
+
+Tolerances (``contact_tolerance``): points closer than ``REL_TOL`` of the part's size, or 8 float32 steps, to
+a plane count as on it, so triangles that merely touch, or cross only by STL rounding, are not reported;
+coplanar means parallel normals as well. The grid is reused by ``thickness`` and
+``channel`` for box queries (``TriangleGrid.query``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+REL_TOL = 1e-9
+PAIR_CHUNK = 2_000_000
+
+
+def _cells(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, g: float) -> tuple[np.ndarray, np.ndarray]:
+    i0 = np.floor((lo - origin) / g).astype(np.int64)
+    i1 = np.floor((hi - origin) / g).astype(np.int64)
+    return i0, i1
+
+
+def _expand(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell of every box: (owner index (k,), cell coordinates (k, 3))."""
+    span = i1 - i0 + 1
+    n = span.prod(axis=1)
+    owner = np.repeat(np.arange(len(i0)), n)
+    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    sp = span[owner]
+    base = i0[owner]
+    ijk = np.column_stack([base[:, 0] + k % sp[:, 0], base[:, 1] + (k // sp[:, 0]) % sp[:, 1],
+                           base[:, 2] + k // (sp[:, 0] * sp[:, 1])])
+    return owner, ijk
+
+
+@dataclass
+class TriangleGrid:
+    """Triangles' bounding boxes registered in a uniform grid of cubic cells of size ``cell``.
+
+    lo, hi : (m, 3) box corners; origin : (3,); dims : (3,) cells per axis
+    keys : (k,) sorted cell keys of the entries; tri : (k,) triangle of each entry
+    ukeys : (c,) distinct occupied cell keys; ustart : (c + 1,) entry range of each occupied cell
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    origin: np.ndarray
+    cell: float
+    dims: np.ndarray
+    keys: np.ndarray
+    tri: np.ndarray
+    ukeys: np.ndarray
+    ustart: np.ndarray
+
+    @classmethod
+    def build(cls, triangles: np.ndarray, cell: float | None = None) -> TriangleGrid:
+        """Grid over (m, 3, 3) triangles. The default cell is 4x the median box size, grown while the grid
+        would hold more than 3 entries per triangle (long slivers span many cells)."""
+        lo = triangles.min(axis=1)
+        hi = triangles.max(axis=1)
+        origin = lo.min(axis=0) if len(lo) else np.zeros(3)
+        top = hi.max(axis=0) if len(hi) else np.ones(3)
+        size = float(np.max(top - origin)) or 1.0
+        if cell is None:
+            ext = (hi - lo).max(axis=1) if len(lo) else np.ones(1)
+            cell = max(4.0 * float(np.median(ext)), size * 1e-6)
+            while True:
+                i0, i1 = _cells(lo, hi, origin, cell)
+                entries = float((i1 - i0 + 1).prod(axis=1).sum())
+                if entries <= 3.0 * max(len(lo), 1) or cell >= size:
+                    break
+                cell *= 1.5
+        i0, i1 = _cells(lo, hi, origin, cell)
+        dims = np.floor((top - origin) / cell).astype(np.int64) + 1
+        owner, ijk = _expand(i0, i1)
+        keys = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        tri = owner[order]
+        start = np.ones(len(keys), dtype=bool)
+        start[1:] = keys[1:] != keys[:-1]
+        first = np.flatnonzero(start)
+        return cls(lo, hi, origin, float(cell), dims, keys, tri, keys[first], np.append(first, len(keys)))
+
+    def key_of(self, p: np.ndarray) -> np.ndarray:
+        """(k,) cell key of points (k, 3) (clipped into the grid)."""
+        ijk = np.clip(np.floor((p - self.origin) / self.cell).astype(np.int64), 0, self.dims - 1)
+        return (ijk[:, 0] * self.dims[1] + ijk[:, 1]) * self.dims[2] + ijk[:, 2]
+
+    def candidate_pairs(self, faces: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Face pairs (i, j) whose boxes overlap and that share no vertex, each exactly once, in chunks.
+
+        Work happens on copies of the boxes and corners in grid order, so the pair gathers stay local; the
+        cheap tests (box overlap per axis, shared corners) run before the owner-cell test.
+        """
+        if len(self.keys) < 2:
+            return []
+        keys, tri = self.keys, self.tri
+        cx0 = self.origin[0] + (keys // (self.dims[1] * self.dims[2])) * self.cell
+        a = np.clip((self.lo[tri, 0] - cx0) / self.cell, 0.0, 1.0)
+        b = np.clip((self.hi[tri, 0] - cx0) / self.cell, 0.0, 1.0)
+        start = np.ones(len(keys), dtype=bool)
+        start[1:] = keys[1:] != keys[:-1]
+        rank = (np.cumsum(start) - 1).astype(np.float64)
+        order = np.lexsort((a, keys))
+        tri, keys, a, b, rank = tri[order], keys[order], a[order], b[order], rank[order]
+        sweep = 2.0 * rank + a
+        end = np.searchsorted(sweep, 2.0 * rank + b, side="right")
+        cnt = end - np.arange(len(keys)) - 1
+        lo = [np.ascontiguousarray(self.lo[tri, k]) for k in range(3)]
+        hi = [np.ascontiguousarray(self.hi[tri, k]) for k in range(3)]
+        fv = [np.ascontiguousarray(faces[tri, k]) for k in range(3)]
+        out = []
+        csum = np.cumsum(cnt)
+        lo_e = 0
+        while lo_e < len(cnt):
+            base = csum[lo_e - 1] if lo_e else 0
+            hi_e = max(int(np.searchsorted(csum, base + PAIR_CHUNK, side="right")), lo_e + 1)
+            c = cnt[lo_e:hi_e]
+            total = int(c.sum())
+            lo_e, first = hi_e, lo_e
+            if not total:
+                continue
+            p = np.repeat(np.arange(first, hi_e), c)
+            q = p + 1 + (np.arange(total) - np.repeat(np.cumsum(c) - c, c))
+            for k in (1, 2, 0):
+                keep = (lo[k][p] <= hi[k][q]) & (lo[k][q] <= hi[k][p])
+                p, q = p[keep], q[keep]
+            share = np.zeros(len(p), dtype=bool)
+            for k1 in range(3):
+                vp = fv[k1][p]
+                for k2 in range(3):
+                    share |= vp == fv[k2][q]
+            p, q = p[~share], q[~share]
+            plo = np.column_stack([np.maximum(lo[k][p], lo[k][q]) for k in range(3)])
+            own = self.key_of(plo) == keys[p]
+            out.append((tri[p[own]], tri[q[own]]))
+        return out
+
+    def query(self, qlo: np.ndarray, qhi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Triangles whose boxes overlap each query box (k, 3)-(k, 3): ((p,) query index, (p,) triangle)."""
+        i0, i1 = _cells(qlo, qhi, self.origin, self.cell)
+        i0 = np.clip(i0, 0, self.dims - 1)
+        i1 = np.clip(i1, 0, self.dims - 1)
+        owner, ijk = _expand(i0, i1)
+        ckey = (ijk[:, 0] * self.dims[1] + ijk[:, 1]) * self.dims[2] + ijk[:, 2]
+        pos = np.searchsorted(self.ukeys, ckey)
+        pos = np.minimum(pos, len(self.ukeys) - 1)
+        hit = self.ukeys[pos] == ckey
+        owner, ckey, pos = owner[hit], ckey[hit], pos[hit]
+        n = self.ustart[pos + 1] - self.ustart[pos]
+        q = np.repeat(owner, n)
+        ent = np.repeat(self.ustart[pos], n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+        t = self.tri[ent]
+        ek = np.repeat(ckey, n)
+        plo = np.maximum(qlo[q], self.lo[t])
+        ok = (plo <= np.minimum(qhi[q], self.hi[t])).all(axis=1)
+        # report each (query, triangle) once: in the cell holding the lower corner of the boxes' overlap
+        ok &= self.key_of(plo) == ek
+        return q[ok], t[ok]
+
+
+@dataclass
+class SelfIntersections:
+    """pairs : (k, 2) intersecting face pairs (i < j); points : (k, 3) a point of each intersection (mm);
+    inter_shell : (k,) bool, the pair joins two different shells."""
+
+    pairs: np.ndarray
+    points: np.ndarray
+    inter_shell: np.ndarray
+
+    @property
+    def faces(self) -> np.ndarray:
+        return np.unique(self.pairs)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
+
+
+def _seg_cross(p: np.ndarray, q: np.ndarray, dp: np.ndarray, dq: np.ndarray, tri: np.ndarray,
+               n: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Segments p-q (k, 3) against triangles (k, 3, 3) with normals n (k, 3, unnormalised) and the segment
+    ends' signed plane distances dp, dq (mm). Crossing strictly through the plane and inside the triangle
+    (inside by more than ``tol``): (k,) bool, (k, 3) crossing point."""
+    crosses = ((dp > tol) & (dq < -tol)) | ((dp < -tol) & (dq > tol))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(crosses, dp / np.where(crosses, dp - dq, 1.0), 0.0)
+    x = p + s[:, None] * (q - p)
+    nn = np.sqrt(_dot(n, n))
+    inside = crosses.copy()
+    for k in range(3):
+        a = tri[:, k]
+        b = tri[:, (k + 1) % 3]
+        # signed distance of x from edge a-b, within the plane, positive inside
+        side = _dot(np.cross(b - a, x - a), n) / np.maximum(np.sqrt(_dot(b - a, b - a)) * nn, 1e-300)
+        inside &= side > tol
+    return inside, x
+
+
+def _coplanar_overlap(ta: np.ndarray, tb: np.ndarray, n: np.ndarray, tol: float) -> np.ndarray:
+    """(k,) bool: coplanar triangles (k, 3, 3) whose interiors overlap by more than ``tol`` (2-D SAT).
+
+    Each pair is projected on the coordinate plane across its normal's largest component; the six edge
+    normals are the candidate separating axes. Pairs are dropped from the work as soon as one separates.
+    """
+    drop = np.argmax(np.abs(n), axis=1)
+    u = np.array([1, 0, 0])[drop]
+    v = np.array([2, 2, 1])[drop]
+    r = np.arange(len(ta))
+    ax = [ta[r, k, u] for k in range(3)]
+    ay = [ta[r, k, v] for k in range(3)]
+    bx = [tb[r, k, u] for k in range(3)]
+    by = [tb[r, k, v] for k in range(3)]
+    live = np.arange(len(ta))
+    for which in (0, 1):
+        for k in range(3):
+            if not len(live):
+                break
+            px, py = (ax, ay) if which == 0 else (bx, by)
+            ex = px[(k + 1) % 3] - px[k]
+            ey = py[(k + 1) % 3] - py[k]
+            ln = np.maximum(np.hypot(ex, ey), 1e-300)
+            nx, ny = -ey / ln, ex / ln
+            pa = [ax[c] * nx + ay[c] * ny for c in range(3)]
+            pb = [bx[c] * nx + by[c] * ny for c in range(3)]
+            amax = np.maximum(np.maximum(pa[0], pa[1]), pa[2])
+            amin = np.minimum(np.minimum(pa[0], pa[1]), pa[2])
+            bmax = np.maximum(np.maximum(pb[0], pb[1]), pb[2])
+            bmin = np.minimum(np.minimum(pb[0], pb[1]), pb[2])
+            keep = ~((amax <= bmin + tol) | (bmax <= amin + tol))
+            live = live[keep]
+            ax, ay, bx, by = ([c[keep] for c in arr] for arr in (ax, ay, bx, by))
+    out = np.zeros(len(ta), dtype=bool)
+    out[live] = True
+    return out
+
+
+def _test_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray,
+                tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Narrow phase for candidate pairs: (k,) bool intersecting, (k, 3) a point of the intersection."""
+    fa, fb = F[i], F[j]
+    eq = fa[:, :, None] == fb[:, None, :]  # (k, 3, 3): vertex ka of A equals vertex kb of B
+    shared = eq.sum(axis=(1, 2))
+    ta, tb = V[fa], V[fb]
+    na, nb = N[i], N[j]
+    la = np.sqrt(_dot(na, na))
+    lb = np.sqrt(_dot(nb, nb))
+    good = (la > 0) & (lb > 0)
+    la = np.where(good, la, 1.0)
+    lb = np.where(good, lb, 1.0)
+    # signed distances (mm) of B's corners to A's plane and A's corners to B's plane: (k, 3)
+    db = np.einsum("ikj,ij->ik", tb - ta[:, :1], na) / la[:, None]
+    da = np.einsum("ikj,ij->ik", ta - tb[:, :1], nb) / lb[:, None]
+    # shared corners sit on both planes exactly
+    db = np.where(eq.any(axis=1), 0.0, db)
+    da = np.where(eq.any(axis=2), 0.0, da)
+    hit = np.zeros(len(i), dtype=bool)
+    point = 0.5 * (ta.mean(axis=1) + tb.mean(axis=1))
+    flat_a = (np.abs(da) <= tol).all(axis=1)
+    flat_b = (np.abs(db) <= tol).all(axis=1)
+    parallel = np.abs(_dot(na, nb)) >= (1.0 - 1e-6) * la * lb
+    coplanar = good & flat_a & flat_b & parallel
+    straddle = good & ~coplanar & ~((da > tol).all(axis=1) | (da < -tol).all(axis=1))
+    straddle &= ~((db > tol).all(axis=1) | (db < -tol).all(axis=1))
+    straddle &= shared < 2
+    idx = np.flatnonzero(straddle)
+    if len(idx):
+        found = np.zeros(len(idx), dtype=bool)
+        where = point[idx].copy()
+        # edges of A against B, edges of B against A; with a shared vertex only the opposite edges matter
+        for src, dsrc, dst, ndst, eqax in ((ta, da, tb, nb, 2), (tb, db, ta, na, 1)):
+            own_shared = eq.any(axis=eqax)[idx]  # (s, 3) which corners of src are shared
+            for k in range(3):
+                k2 = (k + 1) % 3
+                use = ~(own_shared[:, k] | own_shared[:, k2])
+                ok, x = _seg_cross(src[idx, k], src[idx, k2], dsrc[idx, k], dsrc[idx, k2], dst[idx],
+                                   ndst[idx], tol)
+                ok &= use
+                new = ok & ~found
+                where[new] = x[new]
+                found |= ok
+        hit[idx] = found
+        point[idx] = where
+    cp = np.flatnonzero(coplanar & (shared == 0))
+    if len(cp):
+        hit[cp] = _coplanar_overlap(ta[cp], tb[cp], na[cp], tol)
+    # a shared vertex or edge: coplanar overlap beyond the shared part (a fold)
+    cs = np.flatnonzero(coplanar & (shared == 2))
+    if len(cs):
+        # far vertex of each: the corner not shared
+        ka = np.argmin(eq[cs].any(axis=2), axis=1)
+        kb = np.argmin(eq[cs].any(axis=1), axis=1)
+        r = np.arange(len(cs))
+        ea = eq[cs].any(axis=2)
+        s0 = ta[cs][r, np.argmax(ea, axis=1)]
+        s1 = ta[cs][r, 2 - np.argmax(ea[:, ::-1], axis=1)]
+        pa = ta[cs][r, ka] - s0
+        pb = tb[cs][r, kb] - s0
+        e = s1 - s0
+        same_side = _dot(np.cross(e, pa), np.cross(e, pb)) > 0
+        hit[cs] = same_side
+    c1 = np.flatnonzero(coplanar & (shared == 1))
+    if len(c1):
+        # shrink both towards their centroids a little so the shared corner stops touching, then SAT
+        sa = ta[c1] - 1e-6 * (ta[c1] - ta[c1].mean(axis=1, keepdims=True))
+        sb = tb[c1] - 1e-6 * (tb[c1] - tb[c1].mean(axis=1, keepdims=True))
+        hit[c1] = _coplanar_overlap(sa, sb, na[c1], tol)
+    return hit, point
+
+
+def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Face pairs sharing a vertex that need the narrow test: every pair of faces around a vertex whose fan is
+    not certified. A fan is certified when, projected on the plane across the vertex normal, every corner at
+    the vertex turns the same way and the corners add up to one full turn: the faces then cover disjoint
+    sectors, so no two of them can meet beyond the vertex."""
+    cv = F.reshape(-1)
+    nr = np.repeat(N, 3, axis=0)
+    nv = np.stack([np.bincount(cv, weights=nr[:, k], minlength=len(V)) for k in range(3)], axis=1)
+    ln = np.sqrt(_dot(nv, nv))
+    nv = nv / np.where(ln > 0, ln, 1.0)[:, None]
+    t = V[F]
+    e = np.stack([t[:, 1] - t[:, 0], t[:, 2] - t[:, 1], t[:, 0] - t[:, 2]], axis=1)  # (m, 3, 3)
+    a = e.reshape(-1, 3)  # corner k: from its vertex to the next
+    b = -e[:, [2, 0, 1]].reshape(-1, 3)  # and to the previous
+    n = nv[cv]
+    # projected on the plane across n: (a' x b') . n = (a x b) . n = N . n, and a' . b' = a.b - (a.n)(b.n)
+    ang = np.arctan2(_dot(nr, n), _dot(a, b) - _dot(a, n) * _dot(b, n))
+    total = np.bincount(cv, weights=ang, minlength=len(V))
+    bad_corner = np.bincount(cv, weights=(ang <= 1e-12).astype(np.float64), minlength=len(V)) > 0
+    ok = (np.abs(total - 2 * np.pi) < 1e-6) & ~bad_corner & (ln > 0)
+    corners = np.flatnonzero(~ok[cv])
+    if not len(corners):
+        z = np.zeros(0, dtype=np.int64)
+        return z, z
+    order = np.argsort(cv[corners], kind="stable")
+    corners = corners[order]
+    vk = cv[corners]
+    start = np.ones(len(vk), dtype=bool)
+    start[1:] = vk[1:] != vk[:-1]
+    gid = np.cumsum(start) - 1
+    gsize = np.bincount(gid)
+    gfirst = np.flatnonzero(start)
+    local = np.arange(len(vk)) - gfirst[gid]
+    c = gsize[gid] - local - 1
+    i = np.repeat(np.arange(len(vk)), c)
+    j = i + 1 + (np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c))
+    fi, fj = corners[i] // 3, corners[j] // 3
+    return np.minimum(fi, fj), np.maximum(fi, fj)
+
+
+def _edge_pairs(F: np.ndarray, N: np.ndarray, et=None) -> tuple[np.ndarray, np.ndarray]:
+    """Face pairs sharing an edge that could fold onto each other: two-face neighbours folded flat (coplanar,
+    lying on the same side of the edge), and every pair of faces on an edge with more than two."""
+    from fabctl.mesh.topology import edge_table
+
+    et = et if et is not None else edge_table(F)
+    a, b = et.pairs()
+    fa, fb = a // 3, b // 3
+    na, nb = N[fa], N[fb]
+    la = np.linalg.norm(na, axis=1)
+    lb = np.linalg.norm(nb, axis=1)
+    cos = _dot(na, nb) / np.maximum(la * lb, 1e-300)
+    # folded onto each other: a consistently wound pair turns its normals opposite, a flipped pair keeps them
+    same_dir = et.src[a] == et.src[b]
+    flat = np.where(same_dir, cos > 1.0 - 1e-9, cos < -1.0 + 1e-9)
+    fi, fj = [fa[flat]], [fb[flat]]
+    multi = np.flatnonzero(et.counts > 2)
+    if len(multi):
+        cnt = et.counts[multi]
+        c2 = cnt * (cnt - 1) // 2
+        # all pairs (r < s) among the faces of each such edge
+        g = np.repeat(np.arange(len(multi)), c2)
+        k = np.arange(int(c2.sum())) - np.repeat(np.cumsum(c2) - c2, c2)
+        n_g = cnt[g]
+        # unrank k into (r, s): r is the largest with r * (2n - r - 1) / 2 <= k
+        rr = np.floor(((2 * n_g - 1) - np.sqrt((2 * n_g - 1) ** 2 - 8.0 * k)) / 2).astype(np.int64)
+        r = np.clip(rr, 0, n_g - 2)
+        s_ = k - r * (2 * n_g - r - 1) // 2 + r + 1
+        base = et.first[multi][g]
+        fi.append(et.order[base + r] // 3)
+        fj.append(et.order[base + s_] // 3)
+    i, j = np.concatenate(fi), np.concatenate(fj)
+    return np.minimum(i, j), np.maximum(i, j)
+
+
+def contact_tolerance(V: np.ndarray) -> float:
+    """Distances below this count as zero (mm): ``REL_TOL`` of the part's size, and never below 8 steps of
+    float32 at the part's largest coordinate, so rounding a design to STL's float32 does not create
+    crossings (a float32 coordinate near 250 mm is only good to 0.03 um)."""
+    if not len(V):
+        return 0.0
+    size = float(np.linalg.norm(V.max(axis=0) - V.min(axis=0)))
+    big = float(np.abs(V).max())
+    return max(REL_TOL * (size or 1.0), 8.0 * float(np.spacing(np.float32(big))))
+
+
+def _one_side(V: np.ndarray, F: np.ndarray, N: np.ndarray, x: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray:
+    """(k,) bool: triangle y lies strictly on one side of triangle x's plane (farther than ``tol``)."""
+    n = N[x]
+    lim = tol * np.sqrt(_dot(n, n))
+    off = _dot(n, V[F[x, 0]])
+    d = [_dot(V[F[y, k]], n) - off for k in range(3)]
+    return ((d[0] > lim) & (d[1] > lim) & (d[2] > lim)) | ((d[0] < -lim) & (d[1] < -lim) & (d[2] < -lim))
+
+
+def _drop_same_sheet(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float,
+                     shell_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Drop coplanar pairs facing the same way within one shell: neighbours on a flat region. On an oriented
+    shell, faces can only cover each other by folding, and a fold turns one of them over (opposite normals:
+    still tested), or by a sheet winding over itself while facing the same way, which a closed guide does
+    not do without also crossing elsewhere. Pairs from two shells are always tested."""
+    ni, nj = N[i], N[j]
+    li = np.sqrt(_dot(ni, ni))
+    lj = np.sqrt(_dot(nj, nj))
+    same = _dot(ni, nj) >= (1.0 - 1e-6) * li * lj
+    if shell_labels is not None:
+        same &= shell_labels[i] == shell_labels[j]
+    if not same.any():
+        return i, j
+    off = _dot(ni, V[F[i, 0]])
+    lim = tol * li
+    flat = same.copy()
+    for k in range(3):
+        flat &= np.abs(_dot(V[F[j, k]], ni) - off) <= lim
+    return i[~flat], j[~flat]
+
+
+def _plane_reject(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray,
+                  tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the pairs (i, j) where neither triangle lies strictly on one side of the other's plane."""
+    keep = ~_one_side(V, F, N, i, j, tol)
+    i, j = i[keep], j[keep]
+    keep = ~_one_side(V, F, N, j, i, tol)
+    return i[keep], j[keep]
+
+
+def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
+                       shell_labels: np.ndarray | None = None,
+                       grid: TriangleGrid | None = None, edges=None) -> SelfIntersections:
+    """All intersecting face pairs of a mesh.
+
+    vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
+    products), computed when not given; shell_labels : (m,) shell of each face (to tell inter-shell pairs);
+    grid : a prebuilt ``TriangleGrid`` of the faces; edges : the faces' ``topology.EdgeTable`` if at hand.
+
+    Pairs that share no vertex come from the grid; pairs that share a vertex or an edge come from the mesh's
+    own connectivity (``_fan_pairs``, ``_edge_pairs``), so the grid never has to test neighbours.
+    """
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64)
+    if len(F) < 2:
+        empty = np.zeros((0, 2), dtype=np.int64)
+        return SelfIntersections(empty, np.zeros((0, 3)), np.zeros(0, dtype=bool))
+    if normals_raw is None:
+        tri = V[F]
+        normals_raw = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    grid = grid or TriangleGrid.build(V[F])
+    if shell_labels is None:
+        from fabctl.mesh.topology import edge_table, shells
+
+        shell_labels = shells(F, edges if edges is not None else edge_table(F))[1]
+    tol = contact_tolerance(V)
+    chunks = grid.candidate_pairs(F)
+    ei, ej = _edge_pairs(F, normals_raw, edges)
+    vi, vj = _fan_pairs(V, F, normals_raw)
+    ai, aj = np.concatenate([ei, vi]), np.concatenate([ej, vj])
+    if len(ai):
+        key = np.unique(ai * len(F) + aj)
+        chunks.append((key // len(F), key % len(F)))
+    pairs, points = [], []
+    last = len(chunks) - (1 if len(ai) else 0)
+    for n_chunk, (i, j) in enumerate(chunks):
+        if not len(i):
+            continue
+        if n_chunk < last:  # grid pairs share no vertex: drop those wholly on one side of the other's plane
+            i, j = _plane_reject(V, F, normals_raw, i, j, tol)
+            i, j = _drop_same_sheet(V, F, normals_raw, i, j, tol, shell_labels)
+            if not len(i):
+                continue
+        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
+        pairs.append(np.column_stack([i[hit], j[hit]]))
+        points.append(pt[hit])
+    if pairs:
+        P = np.concatenate(pairs)
+        X = np.concatenate(points)
+    else:
+        P = np.zeros((0, 2), dtype=np.int64)
+        X = np.zeros((0, 3))
+    P = np.sort(P, axis=1)
+    order = np.lexsort((P[:, 1], P[:, 0]))
+    P, X = P[order], X[order]
+    inter = shell_labels[P[:, 0]] != shell_labels[P[:, 1]]
+    return SelfIntersections(P, X, inter)

@@ -1,0 +1,302 @@
+"""Topology checks over (n, 3) vertices and (m, 3) faces: closed, oriented, manifold, clean, one shell.
+
+Everything is derived from one sort of the 3m half-edges (``EdgeTable``) and one pass of per-face geometry
+(``Geometry``), so the checks cost about as much as reading the file. Nothing here changes the mesh.
+
+Definitions (exact and index-based; vertices are expected merged by position, as intake does):
+
+- an *edge* is an unordered vertex pair; its *use count* is how many faces have it;
+- watertight: every edge is used by exactly two faces;
+- winding consistent: every two-face edge is traversed in opposite directions by its two faces;
+- non-manifold edge: used by three or more faces; non-manifold vertex: its faces form more than one fan
+  (group of faces joined across two-face edges around the vertex), e.g. two cones touching at the tips;
+- degenerate face: a repeated vertex index, or an area that is zero relative to the face's longest edge
+  (``2 area / longest² < DEGENERATE_REL``) or to the part (``area < DEGENERATE_ABS_REL * diagonal²``);
+- duplicate face: the same vertex set as an earlier face (either winding); the count is the extra copies;
+- shell: faces joined across two-face edges. Two bodies that only touch at a non-manifold edge or vertex are
+  two shells, and a debris sliver glued to a body by a non-manifold edge is a shell of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+DEGENERATE_REL = 1e-9
+DEGENERATE_ABS_REL = 1e-14
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeTable:
+    """The half-edges of a mesh grouped by undirected edge.
+
+    Half-edge ``h = 3 f + k`` runs from ``faces[f, k]`` to ``faces[f, (k + 1) % 3]``.
+
+    src, dst : (3m,) int64 the half-edges' end vertices
+    edge_of_half : (3m,) int64 undirected edge id of each half-edge
+    edges : (e, 2) int64 undirected edges, smaller index first
+    counts : (e,) int64 how many half-edges (faces) use each edge
+    first : (e,) int64 position in ``order`` of each edge's first half-edge
+    order : (3m,) int64 half-edge indices sorted by edge id
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    edge_of_half: np.ndarray
+    edges: np.ndarray
+    counts: np.ndarray
+    first: np.ndarray
+    order: np.ndarray
+    cache: dict = field(default_factory=dict, repr=False)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two half-edges of every two-face edge: ((k,), (k,)) half-edge indices."""
+        if "pairs" not in self.cache:
+            two = self.counts == 2
+            self.cache["pairs"] = (self.order[self.first[two]], self.order[self.first[two] + 1])
+        return self.cache["pairs"]
+
+
+def edge_table(faces: np.ndarray) -> EdgeTable:
+    """Group the half-edges of ``faces`` (m, 3) by undirected edge with one argsort."""
+    faces = np.asarray(faces, dtype=np.int64)
+    src = faces.reshape(-1)
+    dst = faces[:, [1, 2, 0]].reshape(-1)
+    lo = np.minimum(src, dst)
+    hi = np.maximum(src, dst)
+    n = int(hi.max()) + 1 if len(hi) else 1
+    key = lo * n + hi
+    order = np.argsort(key)
+    skey = key[order]
+    start = np.ones(len(skey), dtype=bool)
+    start[1:] = skey[1:] != skey[:-1]
+    first = np.flatnonzero(start)
+    edge_of_half = np.empty(len(key), dtype=np.int64)
+    edge_of_half[order] = np.cumsum(start) - 1
+    counts = np.diff(np.append(first, len(skey)))
+    edges = np.column_stack([skey[first] // n, skey[first] % n])
+    return EdgeTable(src, dst, edge_of_half, edges, counts, first, order)
+
+
+@dataclass
+class Geometry:
+    """Per-face geometry computed once and shared by every check.
+
+    vertices : (n, 3) float64; faces : (m, 3) int64
+    triangles : (m, 3, 3) corners; cross : (m, 3) (b - a) x (c - a) = 2 * area * unit normal
+    area : (m,); normal : (m, 3) unit normals (zero for degenerate faces); centroid : (m, 3)
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+    @cached_property
+    def triangles(self) -> np.ndarray:
+        return self.vertices[self.faces]
+
+    @cached_property
+    def cross(self) -> np.ndarray:
+        t = self.triangles
+        return np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+
+    @cached_property
+    def area(self) -> np.ndarray:
+        return 0.5 * np.sqrt(np.einsum("ij,ij->i", self.cross, self.cross))
+
+    @cached_property
+    def normal(self) -> np.ndarray:
+        a2 = 2.0 * self.area
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a2[:, None] > 0, self.cross / np.maximum(a2, 1e-300)[:, None], 0.0)
+
+    @cached_property
+    def centroid(self) -> np.ndarray:
+        return self.triangles.mean(axis=1)
+
+    @cached_property
+    def edges(self) -> EdgeTable:
+        return edge_table(self.faces)
+
+    @cached_property
+    def diagonal(self) -> float:
+        if len(self.vertices) == 0:
+            return 0.0
+        return float(np.linalg.norm(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
+
+
+def boundary_edges(et: EdgeTable) -> np.ndarray:
+    """(k, 2) edges used by one face only (the rims of holes)."""
+    return et.edges[et.counts == 1]
+
+
+def non_manifold_edges(et: EdgeTable) -> np.ndarray:
+    """(k, 2) edges used by three or more faces."""
+    return et.edges[et.counts > 2]
+
+
+def inconsistent_edges(et: EdgeTable) -> np.ndarray:
+    """(k, 2) two-face edges whose two faces traverse them in the same direction (a flipped neighbour)."""
+    a, b = et.pairs()
+    same = et.src[a] == et.src[b]
+    return et.edges[et.counts == 2][same]
+
+
+def _next_half(h: np.ndarray) -> np.ndarray:
+    return h - h % 3 + (h % 3 + 1) % 3
+
+
+def twins(et: EdgeTable) -> np.ndarray | None:
+    """(3m,) the other half-edge of each half-edge, or None unless every edge is a consistent two-face edge
+    (then the corner rotation below is a permutation and needs no general graph)."""
+    if "twins" in et.cache:
+        return et.cache["twins"]
+    tw = None
+    if len(et.counts) and (et.counts == 2).all():
+        a, b = et.pairs()
+        if not (et.src[a] == et.src[b]).any():
+            tw = np.empty(len(et.src), dtype=np.int64)
+            tw[a] = b
+            tw[b] = a
+    et.cache["twins"] = tw
+    return tw
+
+
+def _components(n: int, nbr: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of a graph given as a fixed number of neighbours per node: nbr (n, d)."""
+    d = nbr.shape[1] if nbr.ndim == 2 else 1
+    g = csr_matrix((np.ones(n * d, dtype=np.int8), nbr.reshape(-1), np.arange(0, n * d + 1, d)), shape=(n, n))
+    return connected_components(g, directed=True, connection="weak")
+
+
+def non_manifold_vertices(faces: np.ndarray, et: EdgeTable) -> np.ndarray:
+    """(k,) vertex indices whose incident faces form more than one fan.
+
+    Corner ``3 f + k`` is face f at vertex ``faces[f, k]`` (the start of half-edge ``3 f + k``). The corners of
+    the two faces of every two-face edge are joined at both ends; every connected group of corners lies at one
+    vertex, so a vertex's fan count is the number of groups there. On a closed, consistently wound mesh the
+    joins form the rotation ``corner -> next(twin(corner))`` and its cycles are the fans.
+    """
+    m = len(faces)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    n = 3 * m
+    tw = twins(et)
+    if tw is not None:
+        k, label = _components(n, _next_half(tw))
+    else:
+        a, b = et.pairs()
+        rows, cols = [], []
+        for x in (et.src[a], et.dst[a]):
+            rows.append(np.where(et.src[a] == x, a, _next_half(a)))
+            cols.append(np.where(et.src[b] == x, b, _next_half(b)))
+        r = np.concatenate(rows)
+        c = np.concatenate(cols)
+        g = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n)).tocsr()
+        k, label = connected_components(g, directed=False)
+    group_vertex = np.empty(k, dtype=np.int64)
+    group_vertex[label] = np.asarray(faces, dtype=np.int64).reshape(-1)
+    fans = np.bincount(group_vertex)
+    return np.flatnonzero(fans > 1)
+
+
+def degenerate_faces(geo: Geometry) -> np.ndarray:
+    """(k,) indices of faces with a repeated vertex or a (relatively) zero area."""
+    f = geo.faces
+    if len(f) == 0:
+        return np.zeros(0, dtype=np.int64)
+    t = geo.triangles
+    e0 = t[:, 1] - t[:, 0]
+    e1 = t[:, 2] - t[:, 1]
+    e2 = t[:, 0] - t[:, 2]
+    longest2 = np.maximum(np.maximum(np.einsum("ij,ij->i", e0, e0), np.einsum("ij,ij->i", e1, e1)),
+                          np.einsum("ij,ij->i", e2, e2))
+    area2 = 2.0 * geo.area
+    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
+    flat = area2 <= DEGENERATE_REL * longest2
+    tiny = geo.area <= DEGENERATE_ABS_REL * geo.diagonal**2
+    return np.flatnonzero(repeated | flat | tiny)
+
+
+def duplicate_faces(faces: np.ndarray, et: EdgeTable | None = None) -> np.ndarray:
+    """(k,) indices of faces whose vertex set already appeared in an earlier face (either winding).
+
+    With every edge a consistent two-face edge, two faces on the same corners can only be a two-face sliver
+    shell of their own, so only faces whose three edges all lead to one same other face are looked at.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return np.zeros(0, dtype=np.int64)
+    tw = twins(et) if et is not None else None
+    if tw is not None:
+        other = (tw // 3).reshape(-1, 3)
+        cand = np.flatnonzero((other[:, 0] == other[:, 1]) & (other[:, 1] == other[:, 2]))
+        if not len(cand):
+            return np.zeros(0, dtype=np.int64)
+        dup = cand[cand > other[cand, 0]]
+        same = (np.sort(faces[dup], axis=1) == np.sort(faces[other[dup, 0]], axis=1)).all(axis=1)
+        return dup[same]
+    s = np.sort(faces, axis=1)
+    n = int(s[:, 2].max()) + 1
+    if n < 2**21:
+        key = (s[:, 0] * n + s[:, 1]) * n + s[:, 2]
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        rep = np.zeros(len(sk), dtype=bool)
+        rep[1:] = sk[1:] == sk[:-1]
+        return np.sort(order[rep])
+    _, first = np.unique(s, axis=0, return_index=True)
+    dup = np.ones(len(faces), dtype=bool)
+    dup[first] = False
+    return np.flatnonzero(dup)
+
+
+def shells(faces: np.ndarray, et: EdgeTable) -> tuple[int, np.ndarray]:
+    """Faces joined across two-face edges: (count, (m,) shell label of each face).
+
+    Labels are renumbered by descending face count (ties: lowest face index first), so shell 0 is the largest.
+    """
+    m = len(faces)
+    if m == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    tw = twins(et)
+    if tw is not None:
+        k, label = _components(m, (tw // 3).reshape(m, 3))
+    else:
+        a, b = et.pairs()
+        g = coo_matrix((np.ones(len(a), dtype=np.int8), (a // 3, b // 3)), shape=(m, m)).tocsr()
+        k, label = connected_components(g, directed=False)
+    cnt = np.bincount(label, minlength=k)
+    first_face = np.full(k, m, dtype=np.int64)
+    np.minimum.at(first_face, label, np.arange(m))
+    rank = np.empty(k, dtype=np.int64)
+    rank[np.lexsort((first_face, -cnt))] = np.arange(k)
+    return k, rank[label]
+
+
+def shell_summaries(geo: Geometry, labels: np.ndarray, k: int) -> list[dict]:
+    """Per shell: triangles, signed volume (divergence theorem; negative = inside out), area,
+    area-weighted centroid, and whether it is closed (every edge of its faces is a two-face edge)."""
+    if k == 0:
+        return []
+    centre = 0.5 * (geo.vertices.min(axis=0) + geo.vertices.max(axis=0))
+    cent = geo.centroid - centre
+    v6 = np.einsum("ij,ij->i", cent, geo.cross)  # 6 * signed volume of the cone to the centre
+    tri = np.bincount(labels, minlength=k)
+    area = np.bincount(labels, weights=geo.area, minlength=k)
+    vol = np.bincount(labels, weights=v6, minlength=k) / 6.0
+    w = np.where(geo.area > 0, geo.area, 1e-300)
+    wsum = np.bincount(labels, weights=w, minlength=k)
+    centroid = np.stack([np.bincount(labels, weights=w * cent[:, i], minlength=k) for i in range(3)], axis=1)
+    centroid = centroid / wsum[:, None] + centre
+    et = geo.edges
+    bad = np.flatnonzero(et.counts[et.edge_of_half] != 2) // 3
+    open_shell = np.bincount(labels[bad], minlength=k) > 0
+    return [
+        {"index": i, "triangles": int(tri[i]), "volume_mm3": float(vol[i]), "area_mm2": float(area[i]),
+         "centroid_mm": [float(x) for x in centroid[i]], "closed": bool(not open_shell[i])}
+        for i in range(k)
+    ]

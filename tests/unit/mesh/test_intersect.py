@@ -1,0 +1,111 @@
+"""Self-intersections (fabctl.mesh.intersect): corpus counts, clean meshes, constructed cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from fabctl.mesh import topology as T
+from fabctl.mesh.intersect import TriangleGrid, self_intersections
+from fabctl.mesh.io import read_mesh
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "case-42" / "guide.stl"
+
+
+def run(V: np.ndarray, F: np.ndarray):
+    k, lab = T.shells(F, T.edge_table(F))
+    return self_intersections(V, F, shell_labels=lab)
+
+
+def no_shared_vertex(F: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return ~(F[pairs[:, 0]][:, :, None] == F[pairs[:, 1]][:, None, :]).any(axis=(1, 2))
+
+
+def test_rear_case_15_crossing_pairs() -> None:
+    m = read_mesh(CORPUS / "numpy-stl/rear_case.stl", "mm")
+    si = run(m.vertices, m.faces)
+    disjoint = no_shared_vertex(m.faces, si.pairs)
+    # the data README: 15 confirmed crossing pairs between faces with no common vertex, all in one shell
+    assert int(disjoint.sum()) == 15
+    assert not si.inter_shell.any()
+    # the rest fold over a shared vertex or edge (also defects); every point is on the part
+    assert len(si.pairs) == 27
+    lo, hi = m.vertices.min(axis=0), m.vertices.max(axis=0)
+    assert ((si.points >= lo - 1e-6) & (si.points <= hi + 1e-6)).all()
+    # a handful of small spots, not scattered noise
+    spots = np.unique(np.round(si.points / 3.0), axis=0)
+    assert len(spots) <= 6
+
+
+def test_tref_16_pairs() -> None:
+    m = read_mesh(CORPUS / "trimesh/tref.off", "mm", check_extent=False)
+    si = run(m.vertices, m.faces)
+    assert len(si.pairs) == 16 and len(si.faces) == 16
+    assert no_shared_vertex(m.faces, si.pairs).all()
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, CORPUS / "numpy-stl/CubeInvalidUnicode.stl",
+                                  CORPUS / "trimesh/large_block_obb.STL"])
+def test_clean_meshes_have_none(path: Path) -> None:
+    m = read_mesh(path, "mm", check_extent=False)
+    assert len(run(m.vertices, m.faces).pairs) == 0
+
+
+def test_smooth_sphere_has_none() -> None:
+    s = trimesh.creation.icosphere(subdivisions=5, radius=15.0)
+    assert len(run(np.asarray(s.vertices), np.asarray(s.faces)).pairs) == 0
+
+
+def test_two_overlapping_boxes_are_inter_shell() -> None:
+    a = trimesh.creation.box((2, 2, 2))
+    b = trimesh.creation.box((2, 2, 2))
+    V = np.vstack([a.vertices, np.asarray(b.vertices) + [1.0, 0.5, 0.25]])
+    F = np.vstack([a.faces, np.asarray(b.faces) + 8])
+    si = run(V, F)
+    assert len(si.pairs) > 0 and si.inter_shell.all()
+
+
+def test_boxes_a_hair_apart_are_clean_and_face_contact_is_reported() -> None:
+    a = trimesh.creation.box((2, 2, 2))
+    V = np.vstack([a.vertices, np.asarray(a.vertices) + [2.001, 0.5, 0.0]])
+    F = np.vstack([a.faces, np.asarray(a.faces) + 8])
+    assert len(run(V, F).pairs) == 0
+    # pressed face to face: coplanar overlapping faces of two shells are reported (inter-shell)
+    V = np.vstack([a.vertices, np.asarray(a.vertices) + [2.0, 0.5, 0.0]])
+    si = run(V, F)
+    assert len(si.pairs) > 0 and si.inter_shell.all()
+    assert np.allclose(si.points[:, 0], 1.0)
+
+
+def test_coplanar_overlap_is_found() -> None:
+    V = np.array([[0, 0, 0], [2, 0, 0], [0, 2, 0], [0.5, 0.5, 0], [3, 0.5, 0], [0.5, 3, 0]], dtype=float)
+    F = np.array([[0, 1, 2], [3, 4, 5]])
+    si = self_intersections(V, F)
+    assert [tuple(p) for p in si.pairs] == [(0, 1)]
+
+
+def test_pushed_vertex_crosses_the_far_wall() -> None:
+    b = trimesh.creation.box((10, 10, 2)).subdivide().subdivide()
+    V = np.asarray(b.vertices).copy()
+    F = np.asarray(b.faces)
+    top = np.flatnonzero((V[:, 2] > 0.99) & (np.abs(V[:, 0]) < 1e-9) & (np.abs(V[:, 1]) < 1e-9))
+    assert len(top) == 1
+    V[top[0], 2] = -3.0
+    si = run(V, F)
+    assert len(si.pairs) > 0 and not si.inter_shell.any()
+    assert np.allclose(si.points[:, :2], 0.0, atol=2.6)
+
+
+def test_grid_query_finds_overlapping_boxes() -> None:
+    s = trimesh.creation.icosphere(subdivisions=3)
+    tri = np.asarray(s.triangles)
+    g = TriangleGrid.build(tri)
+    q = np.array([[0.0, 0.0, 0.9]])
+    qi, ti = g.query(q - 0.2, q + 0.2)
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    brute = np.flatnonzero(((lo <= q + 0.2) & (hi >= q - 0.2)).all(axis=1))
+    assert sorted(ti.tolist()) == brute.tolist() and (qi == 0).all()
