@@ -61,7 +61,7 @@ PLATE_MEDIAL_MARGIN_MM = 12.0  # plate edge past the midline, on the contralater
 PLATE_LATERAL_MARGIN_MM = 14.0  # plate edge lateral of the entry (the skin patch ends at x = 97.5 mm)
 PLATE_LENGTH_MM = 90.0  # cranio-caudal
 PLATE_CORNER_RADIUS_MM = 8.0
-RIDGE_WIDTH_MM = 1.5
+RIDGE_WIDTH_MM = 2.5  # wider than the clinical resins' 2.0 mm minimum wall
 RIDGE_HEIGHT_MM = 1.0
 RIDGE_END_MARGIN_MM = 6.0
 BOSS_WIDTH_MM = 12.0  # across the runway; length = width + slot length

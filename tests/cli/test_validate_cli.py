@@ -46,7 +46,7 @@ def assert_report(r: Run, code: int) -> dict:
 
 def test_example_passes(fab) -> None:
     doc = assert_report(fab("validate", "--mesh", GUIDE, "--units", "mm", "--plan", PLAN, "--json"), 0)
-    assert doc["ok"] is True and doc["mesh"]["triangles"] == 10010
+    assert doc["ok"] is True and doc["mesh"]["triangles"] == 10022
     names = {c["name"] for c in doc["checks"]}
     assert {"watertight", "self_intersections", "min_wall_thickness", "channel_clearance", "channel_open",
             "fits_build_volume"} <= names
@@ -116,7 +116,7 @@ def test_render_writes_png_and_ply(fab, tmp_path: Path) -> None:
     import trimesh
 
     m = trimesh.load(ply, process=False)
-    assert len(m.faces) == 10010 and m.visual.vertex_colors.shape == (len(m.vertices), 4)
+    assert len(m.faces) == 10022 and m.visual.vertex_colors.shape == (len(m.vertices), 4)
 
 
 def test_case_validation_is_recorded(fab) -> None:

@@ -138,20 +138,23 @@ def test_example_passes_with_demo_grey_on_sim_laser(guide) -> None:
     assert rep.ok, [c.message for c in rep.failed]
     assert [c.name for c in rep.checks] == [n for n in CHECK_NAMES if n in {c.name for c in rep.checks}]
     assert {c.name for c in rep.checks} == set(CHECK_NAMES)
-    # README: plate 3.00 mm; the thinnest feature is the 1.5 mm marking ridge on the midline
-    assert rep.min_wall_thickness_mm == pytest.approx(1.5, abs=0.05)
+    # README: plate 3.00 mm; the thinnest feature is the 2.5 mm marking ridge on the midline
+    assert rep.min_wall_thickness_mm == pytest.approx(2.5, abs=0.06)
     assert check(rep, "channel_clearance").value == pytest.approx(3.3, abs=0.01)
     assert check(rep, "slot_length").value == pytest.approx(10.0, abs=0.05)
-    assert rep.mesh.bodies == 1 and rep.mesh.triangles == 10010
+    assert rep.mesh.bodies == 1 and rep.mesh.triangles == 10022
 
 
-def test_example_fails_min_wall_with_a_2mm_resin(guide) -> None:
+def test_example_passes_a_2mm_resin_and_fails_a_2_6mm_one(guide) -> None:
     m, plan = guide
-    rep = validate(m, plan, profiles.resin("nextdent-sg"), PRINTER)
+    r = profiles.resin("nextdent-sg")
+    assert validate(m, plan, r, PRINTER).ok
+    thick = r.ifu.min_wall_mm.model_copy(update={"value": 2.6})
+    rep = validate(m, plan, r.model_copy(update={"ifu": r.ifu.model_copy(update={"min_wall_mm": thick})}), PRINTER)
     c = check(rep, "min_wall_thickness")
-    assert not c.passed and c.limit == 2.0 and c.value == pytest.approx(1.5, abs=0.05)
+    assert not c.passed and c.limit == 2.6 and c.value == pytest.approx(2.5, abs=0.06)
     # the ridge runs along the midline x = 0
-    assert rep.thin_patches and all(abs(p.thinnest_at_mm[0]) < 1.5 for p in rep.thin_patches[:1])
+    assert rep.thin_patches and all(abs(p.thinnest_at_mm[0]) < 2.0 for p in rep.thin_patches[:1])
     assert [x.name for x in rep.failed] == ["min_wall_thickness"]
 
 
