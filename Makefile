@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(FABCTL) profile check
 	$(FABCTL) case new case-42 --mesh examples/case-42/guide.stl --plan examples/case-42/plan.json --units mm
 	$(FABCTL) validate case-42 --render $(DEMO_HOME)/pictures
+	$(FABCTL) support case-42 --render $(DEMO_HOME)/pictures
 	$(FABCTL) case show case-42
 	$(FABCTL) trace show case-42
 	$(FABCTL) trace verify

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "send": ("fabctl.cli.send", "send", "command"),
     "validate": ("fabctl.cli.validate", "validate_cmd", "command"),
     "repair": ("fabctl.cli.repair", "repair_cmd", "command"),
+    "orient": ("fabctl.cli.orient", "orient_cmd", "command"),
+    "support": ("fabctl.cli.support", "support_cmd", "command"),
 }
 
 
