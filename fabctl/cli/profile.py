@@ -62,11 +62,16 @@ def show(pid: str = typer.Argument(..., metavar="ID"),
 @app.command("check")
 def check(json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
     """Validate every profile (bounds, units, sources, cross-references). Exit 2 naming file and key."""
+    from fabctl import process
+
     printers, resins = profiles.check_all()
+    procs = [process.load_process_file(p) for p in sorted(process.process_dir().glob("*.toml"))]
     if json_out:
-        emit_json({"ok": True, "printers": len(printers), "resins": len(resins), "dir": str(profiles.profiles_dir())})
+        emit_json({"ok": True, "printers": len(printers), "resins": len(resins), "processes": len(procs),
+                   "dir": str(profiles.profiles_dir())})
         return
-    typer.echo(f"ok: {len(printers)} printer and {len(resins)} resin profiles in {profiles.profiles_dir()}")
+    typer.echo(f"ok: {len(printers)} printer, {len(resins)} resin and {len(procs)} process profiles in "
+               f"{profiles.profiles_dir()}")
     for r in resins:
         if r.release_blockers:
             typer.echo(f"note: {r.id}: parts print but cannot be released: {'; '.join(r.release_blockers)}")

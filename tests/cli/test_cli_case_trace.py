@@ -178,7 +178,7 @@ def test_verify_finds_a_stored_design_changed_on_disk(fabctl, fabctl_home: Path,
 
 def test_profile_commands(fabctl, tmp_path: Path) -> None:
     ok = fabctl("profile", "check")
-    assert ok.code == 0 and "ok: 5 printer and 3 resin profiles" in ok.out
+    assert ok.code == 0 and "ok: 5 printer, 3 resin and 1 process profiles" in ok.out
     ls = json.loads(fabctl("profile", "ls", "--json").out)
     assert {p["id"] for p in ls["printers"]} >= {"sim-laser", "sim-sl1s", "prusa-sl1s", "moai-laser", "industrial-cli"}
     show = json.loads(fabctl("profile", "show", "formlabs-sg-v1", "--json").out)
