@@ -15,15 +15,13 @@ against 1.35 mm at 0°).
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fabctl.errors import ProfileError
+from fabctl.tomlmodel import ID_RE, load_model
 
-ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 DEFAULT_PROCESS = "default"
 
 
@@ -142,37 +140,9 @@ def process_dir() -> Path:
     return root / "process"
 
 
-def _format_error(path: Path, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif first["type"] == "missing":
-        msg = "required key is missing"
-    msg = msg.removeprefix("Value error, ")
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{path}: {loc or '(top level)'}: {msg}{more}"
-
-
 def load_process_file(path: Path) -> ProcessProfile:
     """Parse and check one process profile; ``ProfileError`` names the file, the key and the limit."""
-    path = Path(path)
-    pid = path.stem
-    if not ID_RE.fullmatch(pid):
-        raise ProfileError(f"{path}: file name {pid!r} is not a profile id ([a-z0-9][a-z0-9-]*)")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ProfileError(f"{path}: cannot read ({err.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ProfileError(f"{path}: not valid TOML ({err})") from None
-    if "id" in raw:
-        raise ProfileError(f"{path}: id: unknown key (a profile's id is its file name)")
-    try:
-        return ProcessProfile.model_validate({"id": pid, **raw})
-    except ValidationError as err:
-        raise ProfileError(_format_error(path, err), hint="fix the process profile") from None
+    return load_model(path, ProcessProfile, hint="fix the process profile; `fabctl profile check`")
 
 
 def load_process(pid: str = DEFAULT_PROCESS, root: Path | None = None) -> ProcessProfile:
