@@ -39,8 +39,8 @@ def _summary(payload: dict) -> str:
     """A short line per event: scalars first, hashes cut to 12 characters, lists of numbers joined."""
     parts = []
     for k, v in payload.items():
-        if isinstance(v, str) and len(v) == 64 and k.endswith("sha256"):
-            v = v[:12]
+        if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+            v = v[:12]  # a sha256: the full value is in --json
         elif isinstance(v, list) and v and all(isinstance(x, int | float) for x in v):
             v = "x".join(f"{x:g}" for x in v)
         elif isinstance(v, list | dict):
