@@ -5,10 +5,13 @@ firmware do not share a GIL. Every run streams the same program (``--lines`` sho
 delay) and checks afterwards that the firmware executed exactly that many numbered lines.
 
     .venv/bin/python bench/serial_stream.py                      # 20,000 lines at 115200 baud and unthrottled
-    .venv/bin/python bench/serial_stream.py --lines 5000 --baud 115200
+    .venv/bin/python bench/serial_stream.py --lines 100000 --baud 0 --mode window
+    .venv/bin/python bench/serial_stream.py --lines 5000 --baud 115200 --baud 250000 --mode window
 
-Prints lines/s per mode and the ratio windowed / ping-pong. Reference: printer-comms.md §4.2 (OctoPrint,
-ping-pong, 2,410-2,600 lines/s unthrottled; a 115200-baud line carries ~340 lines/s of 33.8-byte lines).
+Prints lines/s per mode (the stream alone; "incl. load" adds reading and checking the job file), and for an
+emulated baud rate the share of the line's capacity: baud/10 bytes/s over the mean framed line (with its
+newline). Reference: printer-comms.md §4.2 (OctoPrint, ping-pong, 2,410-2,600 lines/s unthrottled; a
+115200-baud line carries ~340 lines/s of 33.8-byte lines).
 """
 
 from __future__ import annotations
@@ -45,11 +48,19 @@ def program(lines: int) -> str:
     return "\n".join(out) + "\n"
 
 
+PIN: tuple[int, int] | None = None  # --pin: (host CPU, mock CPU)
+
+
+def _pin_mock() -> None:
+    if PIN is not None:
+        os.sched_setaffinity(0, {PIN[1]})
+
+
 def start_mock(baud: int, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(HARDWARE)}
     cmd = [sys.executable, "-m", "mockprinter", "serve", "--pty", "--baud", str(baud), "--exposure-s", "0",
            "--exposure-scale", "0", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, preexec_fn=_pin_mock)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.startswith("pty: "):
@@ -65,9 +76,12 @@ def run(job: Path, lines: int, baud: int, mode: str) -> dict[str, float]:
         p = SerialPrinter(path, baud=115200, settings=StreamSettings(flow=flow), banner_wait_s=0.1)
         p.connect()
         t0 = time.monotonic()
-        p.send_job(job)
-        dt = time.monotonic() - t0
+        p.send_job(job, start=False)
+        t1 = time.monotonic()
+        p.start()
+        t2 = time.monotonic()
         stats = p.stats
+        assert stats is not None and p.status().state.value == "done", p.status()
         p.close()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -76,8 +90,12 @@ def run(job: Path, lines: int, baud: int, mode: str) -> dict[str, float]:
     expected = lines + 4  # handshake M110 + M115; the job between M110 N0 and M400
     assert summary["numbered"] == expected, (summary, expected)
     assert summary["overflow_bytes"] == 0
-    return {"lines_s": lines / dt, "seconds": dt, "wire_bytes_per_line": stats.wire_bytes / stats.wire_lines,
-            "max_inflight_lines": stats.max_inflight_lines}
+    bytes_per_line = stats.wire_bytes / stats.wire_lines
+    lines_s = lines / (t2 - t1)
+    capacity = baud / 10 / bytes_per_line if baud else 0.0
+    return {"lines_s": lines_s, "seconds": t2 - t1, "lines_s_incl_load": lines / (t2 - t0),
+            "wire_bytes_per_line": bytes_per_line, "max_inflight_lines": stats.max_inflight_lines,
+            "capacity_lines_s": capacity, "capacity_pct": 100 * lines_s / capacity if capacity else 0.0}
 
 
 def main() -> None:
@@ -85,7 +103,14 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=20000)
     ap.add_argument("--baud", type=int, action="append", help="emulated baud (0 = unthrottled); repeatable")
     ap.add_argument("--mode", choices=sorted(MODES), action="append")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per mode; the best and the median are shown")
+    ap.add_argument("--pin", metavar="HOST,MOCK", help="pin the host and the mock to these CPUs (e.g. 0,1)")
     a = ap.parse_args()
+    global PIN
+    if a.pin:
+        host_cpu, mock_cpu = (int(c) for c in a.pin.split(","))
+        PIN = (host_cpu, mock_cpu)
+        os.sched_setaffinity(0, {host_cpu})
     bauds = a.baud or [115200, 0]
     modes = a.mode or list(MODES)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +118,20 @@ def main() -> None:
         job.write_text(program(a.lines), encoding="ascii")
         for baud in bauds:
             label = f"{baud} baud" if baud else "unthrottled"
-            results = {m: run(job, a.lines, baud, m) for m in modes}
+            results = {}
+            for m in modes:
+                runs = sorted((run(job, a.lines, baud, m) for _ in range(a.repeat)), key=lambda r: r["lines_s"])
+                results[m] = runs[-1]
+                if a.repeat > 1:
+                    print(f"{label:>12}  {m:<20} {a.repeat} runs, lines/s: "
+                          + ", ".join(f"{r['lines_s']:,.0f}" for r in runs)
+                          + f"; median {runs[len(runs) // 2]['lines_s']:,.0f}, best:")
             for m, r in results.items():
+                cap = (f"  {r['capacity_pct']:.1f}% of {r['capacity_lines_s']:,.0f} lines/s capacity"
+                       if baud else "")
                 print(f"{label:>12}  {m:<20} {r['lines_s']:>9,.0f} lines/s  {r['seconds']:7.2f} s  "
-                      f"{r['wire_bytes_per_line']:.1f} B/line  max {r['max_inflight_lines']} lines in flight")
+                      f"({r['lines_s_incl_load']:,.0f} lines/s incl. load)  {r['wire_bytes_per_line']:.1f} B/line  "
+                      f"max {r['max_inflight_lines']} lines in flight{cap}")
             if "ping-pong" in results:
                 for m in results:
                     if m != "ping-pong":

@@ -86,19 +86,22 @@ class Reply:
 
 
 _RESEND_NUM = re.compile(r"(?:N:?|:)?\s*(\d+)")
-_ADV_TOKEN = re.compile(r"^([NPB])(\d+)$")
 
 
 def _parse_ok(text: str) -> Reply:
     fields: dict[str, int] = {}
     report = False
     for tok in text.split()[1:]:
-        m = _ADV_TOKEN.match(tok)
-        if m and m.group(1) not in fields:
-            fields[m.group(1)] = int(m.group(2))
+        key, digits = tok[:1], tok[1:]
+        if key and key in "NPB" and digits.isascii() and digits.isdigit():  # _ADV_TOKEN, without a regex
+            if key not in fields:
+                fields[key] = int(digits)
         elif tok.startswith(("T:", "T0:", "B:", "C:", "X:")):
             report = True
     return Reply(Kind.ok, text, fields.get("N"), fields.get("P"), fields.get("B"), report)
+
+
+_OK = Reply(Kind.ok, "ok")
 
 
 def _parse_resend(text: str, prefix_len: int) -> Reply:
@@ -108,6 +111,8 @@ def _parse_resend(text: str, prefix_len: int) -> Reply:
 
 def parse_reply(raw: str) -> Reply:
     """Classify one line received from the firmware (prefixes are case-insensitive, as OctoPrint's)."""
+    if raw == "ok":  # by far the most common line: one shared (immutable) reply
+        return _OK
     text = raw.strip()
     low = text.lower()
     if low == "ok" or low.startswith("ok "):

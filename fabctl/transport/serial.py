@@ -221,14 +221,16 @@ class SerialPrinter:
             raise TransportError(f"printer at {self.url} is already streaming a job")
         program = load_program(Path(job_file), max_line_bytes=self.max_line_bytes)
         seq = job_sequence(program)
-        longest = max(len(frame(n, c)) for n, c in enumerate(seq))
+        framed = [frame(n, c) for n, c in enumerate(seq)]
+        longest = max(map(len, framed))
         if longest > self.settings.window_bytes:
             raise InputError(f"{program.name}: a framed line of {longest} bytes does not fit the printer's "
                              f"{self.settings.rx_buffer_bytes}-byte receive buffer (5 bytes kept for M105)")
         self.program, self.controls = program, Controls()
         self.streamer = Streamer(
             self._link(), seq, self.settings, first=1, last=len(program.commands), hold_ok=self._hold_ok,
-            controls=self.controls, ok_after_resend=bool(self.ok_after_resend), on_progress=self._progress)
+            controls=self.controls, ok_after_resend=bool(self.ok_after_resend), on_progress=self._progress,
+            framed=framed)
         self._set(PrinterStatus(JobState.sending, layers_total=program.layers_total,
                                 message=f"{len(program.commands)} commands loaded"))
         if start:

@@ -9,7 +9,10 @@ Raw traffic is logged at DEBUG on the ``fabctl.transport.serial_link.wire`` logg
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import select
 
 import serial
 
@@ -31,9 +34,16 @@ class PortLink:
         except (serial.SerialException, ValueError, OSError) as err:
             raise TransportError(f"cannot open printer port {url}: {err}",
                                  hint="check the port/URL (a pyserial URL or device path)") from None
-        self._buf = bytearray()
+        self._buf = b""
         self._unread: list[str] = []
         self.bytes_out = 0
+        self.poll_s = poll_s
+        # A local serial device (or pty): read and write its descriptor directly, one system call per
+        # chunk, instead of pyserial's select-per-call loops. Any other URL backend goes through pyserial.
+        self._fd: int | None = None
+        if os.name == "posix" and isinstance(self.port, serial.Serial) and isinstance(
+                getattr(self.port, "fd", None), int):
+            self._fd = self.port.fd
         log.info("opened %s at %d baud", url, baud)
 
     def write(self, data: bytes) -> None:
@@ -41,7 +51,10 @@ class PortLink:
             for line in data.splitlines():
                 wire_log.debug("<<< %s", line.decode("ascii", "replace"))
         try:
-            self.port.write(data)
+            if self._fd is not None:
+                data = self._write_fd(data)
+            if data:
+                self.port.write(data)
         except serial.SerialTimeoutException:
             raise TransportError(f"printer at {self.url} stopped taking data (write timed out)",
                                  hint=_HINT) from None
@@ -49,25 +62,60 @@ class PortLink:
             raise TransportError(f"lost the printer at {self.url}: write failed ({err})", hint=_HINT) from None
         self.bytes_out += len(data)
 
+    def _write_fd(self, data: bytes) -> bytes:
+        """Write what the descriptor takes now; the rest (if any) is returned for pyserial's blocking write."""
+        size = len(data)
+        try:
+            done = os.write(self._fd, data)  # type: ignore[arg-type]
+        except BlockingIOError:
+            done = 0
+        self.bytes_out += done  # the rest is counted by write()
+        return data[done:] if done < size else b""
+
+    def _read_fd(self, block: bool) -> bytes:
+        fd = self._fd
+        assert fd is not None
+        try:
+            if block and not select.select([fd], [], [], self.poll_s)[0]:
+                return b""
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return b""
+        except InterruptedError:
+            return b""
+        except OSError as err:
+            if err.errno == errno.EAGAIN:
+                return b""
+            raise serial.SerialException(f"read failed: {err}") from None
+        if not data:
+            raise serial.SerialException("device reports readiness to read but returned no data "
+                                         "(device disconnected?)")
+        return data
+
     def read_lines(self, block: bool) -> list[str]:
         """Complete lines received so far; waits up to ``poll_s`` for data when ``block``."""
         if self._unread:
             out, self._unread = self._unread, []
             return out
         try:
-            waiting = self.port.in_waiting
-            if waiting or block:
-                self._buf += self.port.read(max(1, waiting))
+            if self._fd is not None:
+                data = self._read_fd(block)
+            else:
+                data = b""
                 waiting = self.port.in_waiting
-                if waiting:
-                    self._buf += self.port.read(waiting)
+                if waiting or block:
+                    data = self.port.read(max(1, waiting))
+                    waiting = self.port.in_waiting
+                    if waiting:
+                        data += self.port.read(waiting)
         except (serial.SerialException, OSError) as err:
             raise TransportError(f"lost the printer at {self.url}: {err}", hint=_HINT) from None
-        if b"\n" not in self._buf:
+        buf = self._buf + data if self._buf else data
+        if b"\n" not in buf:
+            self._buf = buf
             return []
-        *lines, rest = self._buf.split(b"\n")
-        self._buf = bytearray(rest)
-        out = [ln.decode("ascii", "replace").strip("\r\x00 ") for ln in lines]
+        head, _, self._buf = buf.rpartition(b"\n")
+        out = [ln.strip("\r\x00 ") for ln in head.decode("ascii", "replace").split("\n")]
         if wire_log.isEnabledFor(logging.DEBUG):
             for line in out:
                 wire_log.debug(">>> %s", line)

@@ -143,8 +143,12 @@ class Streamer:
 
     def __init__(self, link: LineLink, seq: list[str], settings: StreamSettings, *, first: int, last: int,
                  hold_ok: Callable[[int], bool], controls: Controls, ok_after_resend: bool,
-                 on_progress: Callable[[Streamer], None] | None = None) -> None:
+                 on_progress: Callable[[Streamer], None] | None = None,
+                 framed: list[bytes] | None = None) -> None:
         self.link, self.seq, self.s = link, seq, settings
+        # framed[n] == frame(n, seq[n]) when given (the caller framed the job once to check line sizes);
+        # cut back to the lines still unchanged whenever ``seq`` is rewritten (cancel, an extra M400)
+        self._pre: list[bytes] = list(framed) if framed is not None else []
         self.first, self.last_prog = first, last
         self.hold_ok, self.controls, self.on_progress = hold_ok, controls, on_progress
         self.ok_after_resend = ok_after_resend
@@ -171,7 +175,11 @@ class Streamer:
         self.cancel_deadline = 0.0
         self.last_rx = self.quiet_since = self._last_report = time.monotonic()
         self.timeouts_in_row = 0
+        s = settings
+        self._quiet_fast_s = min(s.response_timeout_s, s.response_timeout_s * s.max_timeouts,
+                                 s.long_running_timeout_s)
         self.outcome = ""
+        self._framed: tuple[int, str, bytes] = (-1, "", b"")  # the last line framed: (n, command, bytes)
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -205,7 +213,15 @@ class Streamer:
                 raise self._fail(f"printer asks to resend line {n} but the history holds lines {oldest}.."
                                  f"{self.sent_max} only ({len(self.history)} lines)")
             return self.history[n - oldest]
-        return frame(n, self.seq[n])
+        if n < len(self._pre):
+            return self._pre[n]
+        cmd = self.seq[n]
+        cached = self._framed
+        if cached[0] == n and cached[1] is cmd:  # framed once, whether or not it fitted last time
+            return cached[2]
+        wire = frame(n, cmd)
+        self._framed = (n, cmd, wire)
+        return wire
 
     def _fits(self, size: int) -> bool:
         if self.barriers:
@@ -227,25 +243,35 @@ class Streamer:
         return self._fits(len(self._wire(self.next_n)))
 
     def _fill(self) -> None:
-        out = bytearray()
+        """Queue every line that fits, then write them all at once (one write per refill, not per line)."""
+        out: list[bytes] = []
+        st = self.stats
         while self.next_n <= self.last_n and not self._held():
             n = self.next_n
             wire = self._wire(n)
-            if not self._fits(len(wire)):
+            size = len(wire)
+            if not self._fits(size):
                 break
             if n > self.sent_max:
                 self.history.append(wire)
                 self.sent_max = n
             else:
-                self.stats.resent_lines += 1
-            cmd = self.seq[n].split(" ", 1)[0].upper()
-            self._push(_Entry(n, len(wire), cmd in LONG_RUNNING, cmd == "M110"))
+                st.resent_lines += 1
+            head = self.seq[n].split(" ", 1)[0].upper()
+            barrier = head == "M110"
+            self.inflight.append(_Entry(n, size, head in LONG_RUNNING, barrier))  # _push, inlined
+            self.inflight_bytes += size
+            self.numbered += 1
+            self.barriers += barrier
             self.next_n = n + 1
-            out += wire
-            self.stats.wire_lines += 1
+            out.append(wire)
         if out:
-            self.link.write(bytes(out))
-            self.stats.wire_bytes += len(out)
+            st.max_inflight_bytes = max(st.max_inflight_bytes, self.inflight_bytes + self.stale_bytes)
+            st.max_inflight_lines = max(st.max_inflight_lines, self.numbered)
+            data = b"".join(out)
+            self.link.write(data)
+            st.wire_lines += len(out)
+            st.wire_bytes += len(data)
 
     def _push(self, e: _Entry) -> None:
         self.inflight.append(e)
@@ -440,6 +466,8 @@ class Streamer:
             self.quiet_since = now
             return
         quiet_for = now - max(self.last_rx, self.quiet_since)
+        if quiet_for < self._quiet_fast_s and not self.timeouts_in_row:
+            return  # the printer answered recently: no limit below can be reached (checked every pass)
         long_running = any(e.long for e in self.inflight)
         limit = self.s.long_running_timeout_s if long_running else self.s.response_timeout_s * self.s.max_timeouts
         if quiet_for >= limit:
@@ -469,6 +497,7 @@ class Streamer:
             if self.extra_tail >= 3:
                 raise self._fail("printer never acknowledged the end of the job")
             self.extra_tail += 1
+            del self._pre[len(self.seq):]
             self.seq.append("M400")
             self.last_n += 1
             return
@@ -492,6 +521,7 @@ class Streamer:
 
     def _start_cancel(self) -> None:
         k = self.sent_max + 1
+        del self._pre[k:]
         self.seq[k:] = [f"M110 N{k}", *self.s.stop_sequence]
         self.last_n = len(self.seq) - 1
         self.floor_n, self.next_n = k, k

@@ -43,6 +43,7 @@ class PtyLink:
     def __init__(self) -> None:
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
+        os.set_blocking(self.master, False)  # writes wait in select only when the pty is full
         self.path = os.ttyname(self.slave)
         self.closed = False
 
@@ -54,6 +55,8 @@ class PtyLink:
             return b""
         try:
             return os.read(self.master, 65536)
+        except BlockingIOError:
+            return b""
         except OSError as err:
             if err.errno == errno.EIO:
                 return b""
@@ -62,9 +65,10 @@ class PtyLink:
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view and not self.closed:
-            _, ready, _ = select.select([], [self.master], [], 1.0)
-            if ready:
+            try:
                 view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                select.select([], [self.master], [], 1.0)
 
     def close(self) -> None:
         if not self.closed:

@@ -45,7 +45,7 @@ class SimStats:
     layers: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     n: int | None
     cmd: str
@@ -74,6 +74,7 @@ class MarlinSim:
         self.disconnected = False
         self._out = bytearray()
         self._fired: set[tuple[str, int]] = set()
+        self._kinds = frozenset(f.kind for f in self.cfg.faults)
         self.boots = 0
         self.power_on(0.0, banner=False)
 
@@ -161,12 +162,14 @@ class MarlinSim:
         self.stats.max_rx = max(self.stats.max_rx, len(self.rx))
 
     def _parse(self, now: float) -> None:
-        while not self.halted and not self.disconnected and len(self.queue) < self.cfg.bufsize:
-            i = self.rx.find(b"\n")
+        bufsize = self.cfg.bufsize
+        while not self.halted and not self.disconnected and len(self.queue) < bufsize:
+            rx = self.rx  # a reset fault replaces it
+            i = rx.find(b"\n")
             if i < 0:
                 return
-            raw = bytes(self.rx[:i])
-            del self.rx[:i + 1]
+            raw = rx[:i]
+            del rx[:i + 1]
             if self.skip_eol:
                 self.skip_eol = False
                 continue
@@ -193,6 +196,8 @@ class MarlinSim:
     # ------------------------------------------------------------------------------------ line checks
 
     def _fault(self, kind: str, n: int) -> Fault | None:
+        if kind not in self._kinds:
+            return None
         for f in self.cfg.faults:
             if f.kind != kind:
                 continue
@@ -235,8 +240,8 @@ class MarlinSim:
             return
         m = _N_RE.match(text)
         n = int(m.group(1)) if m else 0
-        m110 = _M110_N.search(text)
-        if not m110 and "M110" not in text and not text.startswith(f"N{n} M115"):
+        m110 = _M110_N.search(text) if "M110" in text else None
+        if self._kinds and not m110 and "M110" not in text and not text.startswith(f"N{n} M115"):
             text = self._arrival_faults(text, n, now)
             if text is None:
                 return
@@ -288,14 +293,14 @@ class MarlinSim:
         if job.silent or (job.n is not None and self._fault("drop_ok", job.n)):
             return
         self.stats.oks += 1
-        if job.cmd.upper().startswith("M105"):
+        if job.cmd[:4].upper() == "M105":
             self._emit("ok T:25.0 /0.0 B:24.9 /0.0 @:0 B@:0")
         elif self.cfg.advanced_ok:
             free = max(0, self.cfg.bufsize - len(self.queue) - 1)
             num = f" N{job.n}" if job.n is not None else ""
             self._emit(f"ok{num} P15 B{free}")
         else:
-            self._emit("ok")
+            self._out += b"ok\n"
 
     def _halt(self, *messages: str) -> None:
         for m in messages:

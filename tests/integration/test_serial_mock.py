@@ -5,6 +5,7 @@ The mock logs every command it executed; each test compares that log with the pr
 
 from __future__ import annotations
 
+import random
 import threading
 from pathlib import Path
 
@@ -14,7 +15,14 @@ from fabctl.errors import TransportError
 from fabctl.transport.base import JobState, Printer, PrinterStatus
 from fabctl.transport.gcode_line import parse_program
 from fabctl.transport.serial import StreamSettings, write_dry_run
-from tests.integration.serial_fixtures import TRANSPORTS, job_log, mock_endpoint, printer, write_program
+from tests.integration.serial_fixtures import (
+    TRANSPORTS,
+    job_log,
+    laser_program,
+    mock_endpoint,
+    printer,
+    write_program,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -325,3 +333,66 @@ def test_ctrl_c_sends_the_stop_sequence_before_giving_up(job) -> None:
     assert log[-2:] == ["M5", "M400"] and log[-3].startswith("M110 N")
     assert log[:-3] == commands[:len(log) - 3]
     assert sim.beam_on is False
+
+
+# ------------------------------------------------------------------------- the fault matrix, combined
+
+SEED = 20261125
+RECOVERABLE_KINDS = ("corrupt", "corrupt_every", "drop_ok", "resend", "dup_resend", "busy")
+FATAL_KINDS = ("disconnect", "halt", "hang", "reset", "silent_reset", "resin_out")
+
+
+def _combinations(count: int, commands: int, layers: int) -> list[str]:
+    """``count`` fault specs drawn with a fixed seed: 1-4 faults each, at random lines, some fatal."""
+    rng = random.Random(SEED)
+    out: list[str] = []
+    for _ in range(count):
+        items = []
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.choice(RECOVERABLE_KINDS * 2 + FATAL_KINDS)  # recoverable drawn twice as often
+            if kind == "resin_out":
+                at = rng.randrange(layers)
+            elif kind == "corrupt_every":
+                at = rng.randint(7, 40)
+            else:
+                at = rng.randint(1, commands)
+            items.append(f"{kind}@{at}" + (f":{rng.uniform(0.05, 0.4):.2f}" if kind == "busy" else ""))
+        out.append(",".join(items))
+    return out
+
+
+_LAYERS, _MARKS = 6, 8
+_COMMANDS = len(parse_program(laser_program(_LAYERS, _MARKS)).commands)
+
+
+@pytest.mark.parametrize("spec", _combinations(20, _COMMANDS, _LAYERS))
+def test_random_fault_combinations_never_report_a_false_done(spec: str, tmp_path: Path) -> None:
+    """Done means the firmware ran the job line for line; otherwise the job failed, with the reason."""
+    path, commands = write_program(tmp_path / "job.gcode", layers=_LAYERS, marks=_MARKS)
+    fatal = any(item.split("@")[0] in FATAL_KINDS for item in spec.split(","))
+    settings = StreamSettings(response_timeout_s=0.2, max_timeouts=2, resend_timeout_s=0.1,
+                              cancel_timeout_s=2.0)
+    error: TransportError | None = None
+    with mock_endpoint("url", faults=spec, busy_interval=0.05) as ep:
+        p = printer(ep.url, settings=settings)
+        p.connect()
+        try:
+            p.send_job(path)
+        except TransportError as err:
+            error = err
+        st = p.status()
+        p.close()
+        log = job_log(ep.sim)
+    if st.state is JobState.done:
+        assert error is None
+        # the job line for line, then its closing M400 (repeated if the host had to ask for the end again)
+        assert log[:len(commands)] == commands
+        assert 1 <= len(log) - len(commands) <= 4 and set(log[len(commands):]) == {"M400"}
+    else:
+        assert error is not None and error.message, spec
+        assert st.state is JobState.failed and st.message == error.message
+        assert log == commands[:len(log)]  # a prefix: nothing out of order, nothing twice
+        assert int(st.extra["lines_sent"]) <= len(log)  # never more progress than the printer made
+    # every fatal fault drawn is reached (its line is in the program), so it must fail the job; a mix of
+    # recoverable faults alone must not
+    assert st.state is (JobState.failed if fatal else JobState.done), (spec, st)

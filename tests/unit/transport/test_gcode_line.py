@@ -79,6 +79,8 @@ def test_layer_marker(line: str, n: int | None) -> None:
     ("OK", Kind.ok, None, None, None, False),
     ("ok N91 P15 B3", Kind.ok, 91, 15, 3, False),
     ("ok P15 B0", Kind.ok, None, 15, 0, False),
+    ("ok N12 N13 P1x B", Kind.ok, 12, None, None, False),  # first N wins; malformed fields are ignored
+    ("ok N-3 P+4 B3", Kind.ok, None, None, 3, False),
     ("ok T:21.3 /0.0 B:21.3 /0.0 @:64", Kind.ok, None, None, None, True),
     ("ok X:50.05 Y:50.0 Z:0.0 E:0.0 Count: A:5005", Kind.ok, None, None, None, True),
     ("okay", Kind.info, None, None, None, False),
@@ -102,6 +104,7 @@ def test_layer_marker(line: str, n: int | None) -> None:
 def test_parse_reply(text: str, kind: Kind, line, planner, buffer, report: bool) -> None:
     r = parse_reply(text + "\r\n")
     assert (r.kind, r.line, r.planner, r.buffer, r.report) == (kind, line, planner, buffer, report)
+    assert parse_reply(text) == r  # the bare line (the fast path for "ok") parses the same
 
 
 @pytest.mark.parametrize(("message", "cls"), [
