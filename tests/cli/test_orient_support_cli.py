@@ -75,7 +75,6 @@ def test_example_fits_a_moai_class_printer(fab) -> None:
 
 
 def test_refusal_when_no_orientation_keeps_protected_surfaces_clean(fab, tmp_path: Path) -> None:
-    pytest.importorskip("manifold3d")
     import trimesh
 
     from tests.unit.orient.orient_guides import make_guide

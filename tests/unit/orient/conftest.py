@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fabctl.process import ProcessProfile, load_process
-
-pytest.importorskip("manifold3d")
-
-from tests.unit.orient.orient_guides import Guide, make_guide
+from tests.unit.orient.orient_guides import Guide, make_guide  # builds with manifold3d, a runtime dependency
 
 
 @pytest.fixture(scope="session")
