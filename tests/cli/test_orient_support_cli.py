@@ -19,7 +19,6 @@ SHIM = ("import sys, fabctl.cli as c; "
         "c.COMMANDS.setdefault('support', ('fabctl.cli.support', 'support_cmd', 'command')); "
         "sys.argv[0] = 'fabctl'; c.main()")
 
-needs_example = pytest.mark.skipif(not (EXAMPLE / "guide.stl").is_file(), reason="example case not built")
 
 
 @pytest.fixture
@@ -39,7 +38,6 @@ def _events(fab, case: str) -> list[dict]:
     return doc["events"] if isinstance(doc, dict) else doc
 
 
-@needs_example
 def test_example_orient_then_support(fab, tmp_path: Path) -> None:
     r = fab("case", "new", "case-42", "--mesh", str(EXAMPLE / "guide.stl"), "--plan", str(EXAMPLE / "plan.json"),
             "--units", "mm")
@@ -65,7 +63,6 @@ def test_example_orient_then_support(fab, tmp_path: Path) -> None:
     assert v.code == 0, v.err
 
 
-@needs_example
 def test_example_fits_a_moai_class_printer(fab) -> None:
     assert fab("case", "new", "case-42", "--mesh", str(EXAMPLE / "guide.stl"), "--plan",
                str(EXAMPLE / "plan.json"), "--units", "mm").code == 0
