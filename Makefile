@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# a real OctoPrint 1.11 with its Virtual Printer, in its own venv (hardware/.octoprint-venv), for the tests
+# a real OctoPrint 1.11 with its Virtual Printer, in its own venv (.octoprint-venv), for the tests
 octoprint:
 	hardware/octoprint/install.sh
 

@@ -3,14 +3,14 @@
 # integration tests. OctoPrint is AGPL and pins old Flask/tornado/Click: it never enters fabctl's venv.
 #
 # Usage: install.sh [VENV_DIR]
-#   VENV_DIR   default: hardware/.octoprint-venv (next to this folder; gitignored)
+#   VENV_DIR   default: .octoprint-venv at the repository root (gitignored)
 # Environment:
 #   OCTOPRINT_VERSION  default 1.11.8 (newest stable, verified on Python 3.11)
 #   PYTHON             interpreter for the venv (default: python3.11, else python3)
 # Idempotent: when VENV_DIR already has that version it exits 0 at once (~0.1 s).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-VENV=${1:-$(dirname "$HERE")/.octoprint-venv}
+VENV=${1:-$(dirname "$(dirname "$HERE")")/.octoprint-venv}
 VERSION=${OCTOPRINT_VERSION:-1.11.8}
 STAMP="$VENV/.fabctl-octoprint-$VERSION"
 

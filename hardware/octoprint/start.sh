@@ -5,7 +5,7 @@
 #   BASEDIR  OctoPrint basedir; seeded from config.yaml.tmpl when new (use a temp dir in tests)
 #   PORT     TCP port on 127.0.0.1 (default: a free one)
 # Environment:
-#   OCTOPRINT_VENV    venv made by install.sh (default: hardware/.octoprint-venv)
+#   OCTOPRINT_VENV    venv made by install.sh (default: .octoprint-venv at the repository root)
 #   OCTOPRINT_USER    admin user (default: fabctl)       OCTOPRINT_PASS  its password (default: random)
 #   OCTOPRINT_APIKEY  the user's API key (default: random, kept in BASEDIR/apikey)
 #   START_TIMEOUT     seconds to wait for the API (default: 60)
@@ -14,7 +14,7 @@
 set -euo pipefail
 BASEDIR=${1:?usage: start.sh BASEDIR [PORT]}
 HERE=$(cd "$(dirname "$0")" && pwd)
-VENV=${OCTOPRINT_VENV:-$(dirname "$HERE")/.octoprint-venv}
+VENV=${OCTOPRINT_VENV:-$(dirname "$(dirname "$HERE")")/.octoprint-venv}
 OP="$VENV/bin/octoprint"
 PY="$VENV/bin/python"
 [ -x "$OP" ] || { echo "start.sh: no OctoPrint in $VENV (run hardware/octoprint/install.sh)" >&2; exit 2; }
