@@ -35,6 +35,7 @@ from websockets.sync.client import connect as ws_connect
 
 from fabctl.errors import InputError, TransportError
 from fabctl.transport.base import TERMINAL, JobState, PrinterIdentity, PrinterStatus
+from fabctl.transport.http_common import Unreachable, error_text
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +45,8 @@ _BUSY = ("Printing", "Starting", "Pausing", "Paused", "Resuming", "Cancelling", 
 _BROKEN = ("Offline", "Error", "Closed", "Offline after error")
 
 
-class _Unreachable(TransportError):
-    """OctoPrint did not answer at all (refused, reset, timed out): the server, not the request, failed."""
-
-
-def _error_text(resp: httpx.Response) -> str:
-    try:
-        doc = resp.json()
-    except ValueError:
-        return resp.text.strip()[:200]
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return doc["error"]
-    return json.dumps(doc)[:200]
-
-
 def _raise_for(url: str, what: str, resp: httpx.Response) -> None:
-    code, text = resp.status_code, _error_text(resp)
+    code, text = resp.status_code, error_text(resp)
     if code in (401, 403):
         raise TransportError(f"OctoPrint at {url} refused the API key ({code}) for {what}",
                              hint="check the key and that its user has the permission in OctoPrint")
@@ -90,11 +77,11 @@ class OctoPrintRest:
         try:
             resp = self._client.request(method, path, **kw)
         except httpx.TimeoutException as err:
-            raise _Unreachable(
+            raise Unreachable(
                 f"OctoPrint at {self.url} did not answer {what} within {self.timeout_s:g} s ({type(err).__name__})"
             ) from err
         except httpx.HTTPError as err:
-            raise _Unreachable(f"OctoPrint at {self.url} is not reachable for {what}: {err}") from err
+            raise Unreachable(f"OctoPrint at {self.url} is not reachable for {what}: {err}") from err
         self.last_ok = time.monotonic()
         if resp.status_code not in ok:
             _raise_for(self.url, what, resp)
@@ -134,7 +121,7 @@ class PushSocket:
                 max_queue=256,
             ))
         except (OSError, WebSocketException) as err:
-            raise _Unreachable(f"OctoPrint at {rest.url}: push socket {ws_url} failed: {err}") from err
+            raise Unreachable(f"OctoPrint at {rest.url}: push socket {ws_url} failed: {err}") from err
         self.alive = True
         self.last_frame = time.monotonic()
         self._send({"auth": f"{user}:{session}"})
@@ -264,7 +251,7 @@ class OctoPrintPrinter:
         try:
             info = self.rest.json("GET", "/api/system/info")
             firmware = str((info.get("systeminfo") or {}).get("printer.firmware") or "unknown")
-        except _Unreachable:
+        except Unreachable:
             raise
         except TransportError as err:  # 403 without the SYSTEM permission: the rest still identifies
             log.info("OctoPrint at %s: no firmware name: %s", self.url, err)
@@ -351,7 +338,7 @@ class OctoPrintPrinter:
             return
         try:
             self._push = PushSocket(self.rest, ping_s=self._quiet_s)
-        except _Unreachable:
+        except Unreachable:
             raise
         except TransportError as err:
             log.warning("OctoPrint at %s: no push socket, polling /api/job instead: %s", self.url, err)
@@ -455,7 +442,7 @@ class OctoPrintPrinter:
                     time.sleep(wait_s)
             if job.state not in TERMINAL and job.check_record_at <= time.monotonic():
                 self._check_record(job)
-        except _Unreachable as err:
+        except Unreachable as err:
             self._lost(job, err, wait_s)
 
     def _lost(self, job: _Job, err: TransportError, wait_s: float) -> None:
@@ -574,7 +561,7 @@ def request_app_key(url: str, app_name: str, user: str | None = None, *, timeout
             resp = client.post("/plugin/appkeys/request", json=body)
             if resp.status_code != 201:
                 raise TransportError(f"OctoPrint at {base} refused the key request ({resp.status_code}): "
-                                     f"{_error_text(resp)}")
+                                     f"{error_text(resp)}")
             doc = resp.json()
             if on_pending is not None:
                 on_pending(str(doc.get("auth_dialog") or f"{base}/plugin/appkeys/auth/{doc['app_token']}"))

@@ -32,6 +32,7 @@ import httpx
 
 from fabctl.errors import InputError, TransportError
 from fabctl.transport.base import TERMINAL, JobState, PrinterIdentity, PrinterStatus
+from fabctl.transport.http_common import Unreachable, error_text
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,6 @@ _JOB_STATES = {
     "ERROR": JobState.failed,
 }
 _READY_STATES = ("IDLE", "READY", "FINISHED", "STOPPED")
-
-
-class _Unreachable(TransportError):
-    """PrusaLink did not answer at all (refused, reset, timed out)."""
-
-
-def _error_text(resp: httpx.Response) -> str:
-    try:
-        doc = resp.json()
-    except ValueError:
-        return resp.text.strip()[:200]
-    if isinstance(doc, dict):
-        return str(doc.get("text") or doc.get("title") or doc.get("message") or doc)[:200]
-    return str(doc)[:200]
 
 
 def _file_name(job_doc: dict[str, Any]) -> str:
@@ -113,16 +100,16 @@ class PrusaLinkPrinter:
         try:
             resp = self._client.request(method, path, **kw)
         except httpx.TimeoutException as err:
-            raise _Unreachable(f"PrusaLink at {self.url} did not answer {what} within {self.timeout_s:g} s") from err
+            raise Unreachable(f"PrusaLink at {self.url} did not answer {what} within {self.timeout_s:g} s") from err
         except httpx.HTTPError as err:
-            raise _Unreachable(f"PrusaLink at {self.url} is not reachable for {what}: {err}") from err
+            raise Unreachable(f"PrusaLink at {self.url} is not reachable for {what}: {err}") from err
         self._last_ok = time.monotonic()
         if resp.status_code not in ok:
             self._raise_for(what, resp)
         return resp
 
     def _raise_for(self, what: str, resp: httpx.Response) -> None:
-        code, text = resp.status_code, _error_text(resp)
+        code, text = resp.status_code, error_text(resp)
         if code in (401, 403):
             raise TransportError(
                 f"PrusaLink at {self.url} refused the credentials of user {self.username!r} ({code}) for {what}",
@@ -255,7 +242,7 @@ class PrusaLinkPrinter:
         assert job is not None
         try:
             doc = self._json("GET", "/api/v1/job")
-        except _Unreachable as err:
+        except Unreachable as err:
             self._lost(job, err)
             return
         if not doc or doc.get("id") != job.job_id:

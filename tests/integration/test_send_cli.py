@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import HARDWARE
 from tests.integration.serial_fixtures import write_program
 
 pytestmark = pytest.mark.timeout(60)
@@ -28,7 +27,7 @@ cli.main()
 
 
 def fabctl(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HARDWARE)])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("FABCTL_DEBUG", None)
     return subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, env=env,
                           timeout=50, cwd=ROOT)
