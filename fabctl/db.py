@@ -12,37 +12,24 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 from fabctl.errors import InputError
 
-#: ordered migrations; index i brings the schema from version i to i + 1
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE trace_events (
-        seq       INTEGER PRIMARY KEY,
-        case_id   TEXT    NOT NULL,
-        case_seq  INTEGER NOT NULL,
-        type      TEXT    NOT NULL,
-        at_utc    TEXT    NOT NULL,
-        actor     TEXT    NOT NULL,
-        payload   TEXT    NOT NULL,
-        prev_hash TEXT    NOT NULL,
-        hash      TEXT    NOT NULL,
-        UNIQUE (case_id, case_seq)
-    );
-    CREATE TABLE trace_heads (
-        case_id  TEXT PRIMARY KEY,
-        case_seq INTEGER NOT NULL,
-        hash     TEXT    NOT NULL
-    );
-    CREATE TRIGGER trace_events_no_update BEFORE UPDATE ON trace_events
-        BEGIN SELECT RAISE(ABORT, 'trace_events is append-only'); END;
-    CREATE TRIGGER trace_events_no_delete BEFORE DELETE ON trace_events
-        BEGIN SELECT RAISE(ABORT, 'trace_events is append-only'); END;
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA_PACKAGE = "fabctl.schema"
+
+
+def migrations(backend: str) -> list[tuple[str, str]]:
+    """``(name, sql)`` in apply order for ``backend`` ("sqlite" or "postgres"); see fabctl/schema/README.md."""
+    root = resources.files(SCHEMA_PACKAGE)
+    names = sorted(f.name for f in root.iterdir() if f.name.endswith(".sql"))
+    out = []
+    for name in names:
+        parts = name.split(".")
+        if len(parts) == 2 or (len(parts) == 3 and parts[1] == backend):
+            out.append((name.removesuffix(".sql"), root.joinpath(name).read_text(encoding="utf-8")))
+    return out
 
 
 class Database:
@@ -58,16 +45,23 @@ class Database:
         self._migrate()
 
     def _migrate(self) -> None:
+        from datetime import UTC, datetime
+
+        wanted = migrations("sqlite")
         with self.write() as cur:
-            version = cur.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                        "(name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)")
+            done = {r[0] for r in cur.execute("SELECT name FROM schema_migrations").fetchall()}
+            unknown = done - {n for n, _ in wanted}
+            if unknown:
                 raise InputError(
-                    f"database {self.path} has schema {version}, this fabctl knows up to {SCHEMA_VERSION}",
-                    hint="upgrade fabctl",
-                )
-            for i in range(version, SCHEMA_VERSION):
-                cur.executescript_in_tx(MIGRATIONS[i])
-                cur.execute(f"PRAGMA user_version = {i + 1}")
+                    f"database {self.path} has schema migrations this fabctl does not know: "
+                    f"{', '.join(sorted(unknown))}", hint="upgrade fabctl")
+            for name, sql in wanted:
+                if name not in done:
+                    cur.executescript_in_tx(sql)
+                    cur.execute("INSERT INTO schema_migrations (name, applied_utc) VALUES (?, ?)",
+                                (name, datetime.now(UTC).isoformat(timespec="seconds")))
 
     @contextmanager
     def write(self) -> Iterator[_Cursor]:

@@ -1,0 +1,1 @@
+"""After the print: users and signatures, devices, post-processing, sterilization loads, inspection, release."""
