@@ -63,15 +63,17 @@ def show(pid: str = typer.Argument(..., metavar="ID"),
 def check(json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
     """Validate every profile (bounds, units, sources, cross-references). Exit 2 naming file and key."""
     from fabctl import process
+    from fabctl.records.retention import load_policy
 
     printers, resins = profiles.check_all()
     procs = [process.load_process_file(p) for p in sorted(process.process_dir().glob("*.toml"))]
+    policy = load_policy()
     if json_out:
         emit_json({"ok": True, "printers": len(printers), "resins": len(resins), "processes": len(procs),
-                   "dir": str(profiles.profiles_dir())})
+                   "retention_policy": policy.model_dump(mode="json"), "dir": str(profiles.profiles_dir())})
         return
-    typer.echo(f"ok: {len(printers)} printer, {len(resins)} resin and {len(procs)} process profiles in "
-               f"{profiles.profiles_dir()}")
+    typer.echo(f"ok: {len(printers)} printer, {len(resins)} resin and {len(procs)} process profiles and the "
+               f"retention policy in {profiles.profiles_dir()}")
     for r in resins:
         if r.release_blockers:
             typer.echo(f"note: {r.id}: parts print but cannot be released: {'; '.join(r.release_blockers)}")
