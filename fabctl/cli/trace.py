@@ -1,6 +1,8 @@
-"""`fabctl trace show CASE | verify`: the hash-chained record."""
+"""`fabctl trace show CASE | verify [--archive FILE] | export CASE -o FILE`: the hash-chained record."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -10,7 +12,7 @@ from fabctl import intake
 from fabctl.case import CaseStore
 from fabctl.cli.common import emit_json, home
 from fabctl.db import open_db
-from fabctl.errors import TraceIntegrityError
+from fabctl.errors import InputError, TraceIntegrityError
 from fabctl.trace import log
 
 app = typer.Typer(help="The per-case, hash-chained trace.", no_args_is_help=True)
@@ -50,9 +52,58 @@ def _summary(payload: dict) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
+@app.command("export")
+def export(case_id: str = typer.Argument(..., metavar="CASE"),
+           out: Path = typer.Option(..., "-o", "--output", metavar="FILE",
+                                    help="The archive (zip) to write."),
+           json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
+    """Write a self-verifying archive of a case: events, stored files, artifacts, manifest of hashes."""
+    from fabctl.trace import archive
+
+    db = open_db(home())
+    store = CaseStore(home())
+    intake.require_case(db, store, case_id)
+    res = archive.export(db, store, case_id, out)
+    if json_out:
+        emit_json({"case": case_id, "archive": str(res.path), "events": res.events, "head": res.head_hash,
+                   "members": res.members, "not_included": res.not_included})
+        return
+    typer.echo(f"wrote {res.path}: {res.events} events, {len(res.members)} members, head {res.head_hash}")
+    for line in res.not_included:
+        typer.echo(f"not included: {line}")
+
+
+def _verify_archive(path: Path, json_out: bool) -> None:
+    from fabctl.trace import archive
+
+    if not path.is_file():
+        raise InputError(f"archive {path} does not exist or is not a file",
+                         hint="pass the file written by `fabctl trace export CASE -o FILE`")
+    rep = archive.verify_archive(path)
+    if json_out:
+        emit_json({"ok": rep.ok, "archive": str(path), "case": rep.case_id, "events": rep.events,
+                   "members": rep.members, "head": rep.head_hash, "problems": rep.problems})
+    elif rep.ok:
+        typer.echo(f"ok: archive of {rep.case_id}: {rep.events} events, hash chain intact, {rep.members} "
+                   f"members match the manifest and the trace; head {rep.head_hash}")
+    else:
+        for line in rep.problems:
+            typer.echo(line)
+    if not rep.ok:
+        raise TraceIntegrityError(
+            f"archive {path.name}: {len(rep.problems)} problem(s); first: {rep.problems[0]}",
+            hint="do not rely on this archive; export it again from the source database")
+
+
 @app.command("verify")
-def verify(json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
+def verify(json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+           archive_path: Path | None = typer.Option(
+               None, "--archive", metavar="FILE",
+               help="Check an exported archive on its own (no database needed).")) -> None:
     """Re-walk every hash chain and check the case store against it. Exit 5 on any break."""
+    if archive_path is not None:
+        _verify_archive(archive_path, json_out)
+        return
     db = open_db(home())
     rep = log.verify(db)
     lines = [p.line() for p in rep.problems] + intake.store_problems(db, CaseStore(home()))
