@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 import trimesh
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import Store, assert_one_line_error
+
+pytestmark = pytest.mark.db
 
 PLAN = {
     "vertebral_level": "L3", "side": "left", "needle_gauge": 11, "needle_od_mm": 3.048,
@@ -34,7 +35,7 @@ def _plan(tmp_path: Path, name: str = "plan.json", **change) -> Path:
     return path
 
 
-def test_new_show_ls_and_trace(fabctl, fabctl_home: Path, tmp_path: Path) -> None:
+def test_new_show_ls_and_trace(fabctl, fabctl_home: Path, tmp_path: Path, store: Store) -> None:
     mesh, plan = _design(tmp_path), _plan(tmp_path)
     r = fabctl("case", "new", "case-42", "--mesh", str(mesh), "--plan", str(plan), "--units", "mm", "--json")
     assert r.code == 0, r.err
@@ -49,7 +50,8 @@ def test_new_show_ls_and_trace(fabctl, fabctl_home: Path, tmp_path: Path) -> Non
     assert rev["source_sha256"] != rev["design_sha256"]  # the copy is scrubbed, so it differs
     assert b"Jane" not in stored.read_bytes() and b"PATIENT" not in stored.read_bytes()
     # no free text from the source anywhere in the record
-    assert b"Jane" not in (fabctl_home / "fabctl.db").read_bytes()
+    assert "Jane" not in store.text() and "PATIENT" not in store.text()
+    assert "case-42" in store.text()  # the dump does see the store's contents
 
     trace = json.loads(fabctl("trace", "show", "case-42", "--json").out)
     assert [e["type"] for e in trace["events"]] == ["case.created", "design.registered"]
@@ -128,16 +130,6 @@ def test_unknown_case_and_missing_operator(fabctl, tmp_path: Path) -> None:
     assert_one_line_error(r, 2, "staff id")
 
 
-def _tamper(db: Path, *sql: str) -> None:
-    con = sqlite3.connect(db)
-    con.execute("DROP TRIGGER trace_events_no_update")
-    con.execute("DROP TRIGGER trace_events_no_delete")
-    for s in sql:
-        con.execute(s)
-    con.commit()
-    con.close()
-
-
 @pytest.mark.parametrize(
     ("sql", "words"),
     [
@@ -152,10 +144,10 @@ def _tamper(db: Path, *sql: str) -> None:
     ],
     ids=["payload-byte", "last-row-deleted", "first-row-deleted", "rows-swapped", "row-inserted"],
 )
-def test_trace_verify_exit_5(fabctl, fabctl_home: Path, tmp_path: Path, sql: list[str], words: list[str]) -> None:
+def test_trace_verify_exit_5(fabctl, store: Store, tmp_path: Path, sql: list[str], words: list[str]) -> None:
     assert fabctl("case", "new", "case-42", "--mesh", str(_design(tmp_path)), "--plan", str(_plan(tmp_path)),
                   "--units", "mm").code == 0
-    _tamper(fabctl_home / "fabctl.db", *sql)
+    store.raw(*sql)  # as someone with the database would: guards removed, then raw SQL
     r = fabctl("trace", "verify")
     assert_one_line_error(r, 5, "trace integrity")
     for w in words:

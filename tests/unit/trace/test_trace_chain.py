@@ -1,22 +1,23 @@
-"""The hash chain: every kind of raw-SQL tampering is found and named; concurrent writers never fork it."""
+"""The hash chain: every kind of raw-SQL tampering is found and named; concurrent writers never fork it.
+
+Runs on the store of this test run (SQLite, or PostgreSQL under FABCTL_TEST_DB=postgres): ``store.raw`` tampers
+as someone with the database would, after removing the append-only triggers (DROP TRIGGER on SQLite,
+ALTER TABLE ... DISABLE TRIGGER on PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import sqlite3
-from pathlib import Path
 
 import pytest
 
-from fabctl.db import Database
+from fabctl.db import Database, open_url
 from fabctl.errors import InputError
 from fabctl.trace import log
 from fabctl.trace.events import CaseCreated, DesignApproved
+from tests.conftest import Store
 
-
-def _db(tmp_path: Path) -> tuple[Database, Path]:
-    path = tmp_path / "fabctl.db"
-    return Database(path), path
+pytestmark = pytest.mark.db
 
 
 def _fill(db: Database) -> None:
@@ -26,23 +27,12 @@ def _fill(db: Database) -> None:
     log.record(db, "case-2", CaseCreated(fabctl_version="t"), "tech2")
 
 
-def _raw(path: Path, *sql: str) -> None:
-    """Tamper as an attacker with the database file would: drop the guards, then edit."""
-    con = sqlite3.connect(path)
-    con.execute("DROP TRIGGER IF EXISTS trace_events_no_update")
-    con.execute("DROP TRIGGER IF EXISTS trace_events_no_delete")
-    for s in sql:
-        con.execute(s)
-    con.commit()
-    con.close()
-
-
 def _problems(db: Database) -> list[str]:
     return [p.line() for p in log.verify(db).problems]
 
 
-def test_intact_chain_verifies(tmp_path: Path) -> None:
-    db, _ = _db(tmp_path)
+def test_intact_chain_verifies(store: Store) -> None:
+    db = store.open()
     _fill(db)
     rep = log.verify(db)
     assert rep.ok and rep.events == 6 and rep.cases == 2
@@ -52,56 +42,59 @@ def test_intact_chain_verifies(tmp_path: Path) -> None:
     assert all(b.prev_hash == a.hash for a, b in zip(evs, evs[1:], strict=False))
 
 
-def test_triggers_refuse_plain_updates_and_deletes(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_triggers_refuse_plain_updates_and_deletes(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    con = sqlite3.connect(path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        con.execute("UPDATE trace_events SET actor = 'x' WHERE seq = 1")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        con.execute("DELETE FROM trace_events WHERE seq = 1")
+    with pytest.raises(store.errors, match="append-only"):
+        store.raw("UPDATE trace_events SET actor = 'x' WHERE seq = 1", guards=True)
+    with pytest.raises(store.errors, match="append-only"):
+        store.raw("DELETE FROM trace_events WHERE seq = 1", guards=True)
+    if store.backend == "postgres":
+        with pytest.raises(store.errors, match="append-only"):
+            store.raw("TRUNCATE trace_events", guards=True)
+    assert log.verify(db).ok and log.verify(db).events == 6
 
 
-def test_payload_byte_changed(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_payload_byte_changed(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    _raw(path, "UPDATE trace_events SET payload = replace(payload, '\"revision\":2', '\"revision\":3') WHERE seq = 3")
+    store.raw("UPDATE trace_events SET payload = replace(payload, '\"revision\":2', '\"revision\":3') WHERE seq = 3")
     probs = _problems(db)
     assert probs == ["case case-1 event 3 (row seq 3): edited: stored hash does not match the row's contents "
                      "(a field or payload byte changed)"]
 
 
-def test_actor_or_time_changed(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_actor_or_time_changed(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    _raw(path, "UPDATE trace_events SET at_utc = '2020-01-01T00:00:00.000000+00:00' WHERE seq = 2")
+    store.raw("UPDATE trace_events SET at_utc = '2020-01-01T00:00:00.000000+00:00' WHERE seq = 2")
     assert len(_problems(db)) == 1 and "event 2" in _problems(db)[0] and "edited" in _problems(db)[0]
 
 
-def test_row_deleted_in_the_middle(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_row_deleted_in_the_middle(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    _raw(path, "DELETE FROM trace_events WHERE seq = 3")
+    store.raw("DELETE FROM trace_events WHERE seq = 3")
     probs = _problems(db)
     assert any("event 4" in p and "missing" in p and "deleted" in p for p in probs), probs
     assert any("event 4" in p and "broken link" in p for p in probs), probs
     assert all("case-2" not in p for p in probs)
 
 
-def test_last_row_deleted(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_last_row_deleted(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    _raw(path, "DELETE FROM trace_events WHERE seq = 5")
+    store.raw("DELETE FROM trace_events WHERE seq = 5")
     probs = _problems(db)
     assert probs == ["case case-1 event 5: head mismatch: head says event 5, the chain ends at event 4 "
                      "(events deleted from or added to the end behind fabctl's back, or the head edited)"]
 
 
-def test_two_rows_swapped(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_two_rows_swapped(store: Store) -> None:
+    db = store.open()
     _fill(db)
     # swap the positions of events 2 and 3 by exchanging their seq numbers
-    _raw(path, "UPDATE trace_events SET seq = -1 WHERE seq = 2",
+    store.raw("UPDATE trace_events SET seq = -1 WHERE seq = 2",
          "UPDATE trace_events SET seq = 2 WHERE seq = 3",
          "UPDATE trace_events SET seq = 3 WHERE seq = -1")
     probs = _problems(db)
@@ -109,21 +102,19 @@ def test_two_rows_swapped(tmp_path: Path) -> None:
     assert any("edited" in p for p in probs), probs  # seq is inside the hash
 
 
-def test_two_rows_contents_swapped(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_two_rows_contents_swapped(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    con = sqlite3.connect(path)
-    a = con.execute("SELECT payload FROM trace_events WHERE seq = 2").fetchone()[0]
-    b = con.execute("SELECT payload FROM trace_events WHERE seq = 3").fetchone()[0]
-    con.close()
-    _raw(path, f"UPDATE trace_events SET payload = '{b}' WHERE seq = 2",
+    a = store.raw("SELECT payload FROM trace_events WHERE seq = 2", guards=True)[0][0]
+    b = store.raw("SELECT payload FROM trace_events WHERE seq = 3", guards=True)[0][0]
+    store.raw( f"UPDATE trace_events SET payload = '{b}' WHERE seq = 2",
          f"UPDATE trace_events SET payload = '{a}' WHERE seq = 3")
     probs = _problems(db)
     assert {p.split(":")[0] for p in probs} == {"case case-1 event 2 (row seq 2)", "case case-1 event 3 (row seq 3)"}
 
 
-def test_row_inserted_in_the_middle_with_a_valid_hash(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_row_inserted_in_the_middle_with_a_valid_hash(store: Store) -> None:
+    db = store.open()
     _fill(db)
     prev = log.events(db, "case-1")[2]  # event 3
     payload = '{"approved_by":"intruder","design_sha256":"' + "c" * 64 + '","revision":9}'
@@ -131,7 +122,7 @@ def test_row_inserted_in_the_middle_with_a_valid_hash(tmp_path: Path) -> None:
     # the forger knows the algorithm: the new row itself hashes correctly and links to event 3,
     # and every later row is renumbered to make room
     forged = log.event_hash(4, "case-1", 4, "design.approved", at, "intruder", payload, prev.hash)
-    _raw(path,
+    store.raw(
          "UPDATE trace_events SET seq = seq + 1000 WHERE seq >= 4",
          "UPDATE trace_events SET seq = seq - 999 WHERE seq >= 1000",
          "UPDATE trace_events SET case_seq = case_seq + 1000 WHERE case_id = 'case-1' AND case_seq >= 4",
@@ -144,36 +135,36 @@ def test_row_inserted_in_the_middle_with_a_valid_hash(tmp_path: Path) -> None:
     assert any(p.startswith("case case-1 event 5 (row seq 5): broken link") for p in probs), probs
 
 
-def test_row_appended_without_the_head(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_row_appended_without_the_head(store: Store) -> None:
+    db = store.open()
     _fill(db)
     last = log.events(db, "case-2")[-1]
     payload = '{"fabctl_version":"x"}'
     h = log.event_hash(99, "case-2", 2, "case.created", last.at_utc, "intruder", payload, last.hash)
-    _raw(path, "INSERT INTO trace_events (seq, case_id, case_seq, type, at_utc, actor, payload, prev_hash, hash) "
+    store.raw("INSERT INTO trace_events (seq, case_id, case_seq, type, at_utc, actor, payload, prev_hash, hash) "
                f"VALUES (99, 'case-2', 2, 'case.created', '{last.at_utc}', 'intruder', '{payload}', '{last.hash}', '{h}')")
     assert _problems(db) == ["case case-2 event 1: head mismatch: head says event 1, the chain ends at event 2 "
                              "(events deleted from or added to the end behind fabctl's back, or the head edited)"]
 
 
-def test_head_rewritten_and_tail_deleted_together_still_breaks_on_a_middle_edit(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_head_rewritten_and_tail_deleted_together_still_breaks_on_a_middle_edit(store: Store) -> None:
+    db = store.open()
     _fill(db)
-    _raw(path, "DELETE FROM trace_heads WHERE case_id = 'case-2'")
+    store.raw("DELETE FROM trace_heads WHERE case_id = 'case-2'")
     assert _problems(db) == ["case case-2: head missing: events exist but the case's head row is gone"]
 
 
-def _append_many(path: str, who: str, n: int) -> None:
-    db = Database(Path(path))
+def _append_many(url: str, who: str, n: int) -> None:
+    db = open_url(url)
     for i in range(n):
         log.record(db, "case-c", DesignApproved(revision=i + 1, design_sha256="b" * 64, approved_by=who), who)
     db.close()
 
 
-def test_two_processes_appending_never_fork_the_chain(tmp_path: Path) -> None:
-    db, path = _db(tmp_path)
+def test_two_processes_appending_never_fork_the_chain(store: Store) -> None:
+    db = store.open()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(str(path), who, 60)) for who in ("tech1", "tech2")]
+    procs = [ctx.Process(target=_append_many, args=(store.url, who, 60)) for who in ("tech1", "tech2")]
     for p in procs:
         p.start()
     for p in procs:
@@ -186,8 +177,8 @@ def test_two_processes_appending_never_fork_the_chain(tmp_path: Path) -> None:
     assert log.verify(db).ok
 
 
-def test_bad_ids_are_refused(tmp_path: Path) -> None:
-    db, _ = _db(tmp_path)
+def test_bad_ids_are_refused(store: Store) -> None:
+    db = store.open()
     for bad in ("../x", "Case-1", "", "a" * 65, "case 1", "case/1"):
         with pytest.raises(InputError):
             log.record(db, bad, CaseCreated(fabctl_version="t"), "tech1")
