@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_HOME := $(CURDIR)/.fabctl-home/demo
 FABCTL := FABCTL_HOME=$(DEMO_HOME) FABCTL_OPERATOR=demo-tech $(BIN)/fabctl
 
-.PHONY: demo test lint install clean bench octoprint
+.PHONY: demo test test-postgres lint install clean bench octoprint postgres
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml hardware/pyproject.toml
 	  { echo "fabctl needs Python 3.11 or newer (set PYTHON=...)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]' -e ./hardware
+	$(BIN)/python -m pip install -q -e '.[dev,postgres]' -e ./hardware
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,9 +26,14 @@ demo: $(STAMP)
 	$(FABCTL) case new case-42 --mesh examples/case-42/guide.stl --plan examples/case-42/plan.json --units mm
 	$(FABCTL) validate case-42 --render $(DEMO_HOME)/pictures
 	$(FABCTL) support case-42 --render $(DEMO_HOME)/pictures
+	$(FABCTL) printer status sim-laser
+	$(FABCTL) print case-42
 	$(FABCTL) case show case-42
 	$(FABCTL) trace show case-42
 	$(FABCTL) trace verify
+	@echo "validation and support pictures: $(DEMO_HOME)/pictures"
+	@echo "job file and layer preview: $(DEMO_HOME)/cases/case-42/artifacts/job-*/"
+	@ls $(DEMO_HOME)/cases/case-42/artifacts/job-*/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,9 +43,19 @@ lint: $(STAMP)
 octoprint:
 	hardware/octoprint/install.sh
 
-test: lint octoprint
+# the PostgreSQL server programs (Debian's package, when missing), for the store's tests on PostgreSQL
+postgres:
+	hardware/postgres/install.sh
+
+# the whole suite on SQLite, then the store's tests (marker db) and the PostgreSQL-only tests on a throwaway
+# PostgreSQL cluster (tests/conftest.py starts and deletes it)
+test: lint octoprint postgres
 	$(BIN)/fabctl profile check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m 'not postgres'
+	FABCTL_TEST_DB=postgres $(BIN)/python -m pytest -q -m 'db or postgres'
+
+test-postgres: $(STAMP) postgres
+	FABCTL_TEST_DB=postgres $(BIN)/python -m pytest -q -m 'db or postgres'
 
 bench: $(STAMP)
 	$(BIN)/python bench/stl_intake.py

@@ -31,6 +31,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "repair": ("fabctl.cli.repair", "repair_cmd", "command"),
     "orient": ("fabctl.cli.orient", "orient_cmd", "command"),
     "support": ("fabctl.cli.support", "support_cmd", "command"),
+    "print": ("fabctl.cli.print_cmd", "print_cmd", "command"),
+    "resin": ("fabctl.cli.resin", "app", "group"),
+    "printer": ("fabctl.cli.printer", "app", "group"),
+    "report": ("fabctl.cli.report", "report_cmd", "command"),
+    "user": ("fabctl.cli.user", "app", "group"),
+    "postprocess": ("fabctl.cli.postprocess", "postprocess_cmd", "command"),
+    "sterilize": ("fabctl.cli.sterilize", "app", "group"),
+    "inspect": ("fabctl.cli.inspect_cmd", "inspect_cmd", "command"),
+    "release": ("fabctl.cli.release", "release_cmd", "command"),
+    "queue": ("fabctl.cli.queue", "app", "group"),
 }
 
 

@@ -8,99 +8,15 @@ and pad, then runs the independent proof. Only a supported part whose proof hold
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import typer
 
-from fabctl import __version__
-from fabctl.artifacts import input_hash
 from fabctl.cli.common import emit_json, operator
-from fabctl.cli.orient import (
-    JSON_OPT,
-    PRINTER_OPT,
-    PROCESS_OPT,
-    RENDER_OPT,
-    CaseInputs,
-    load_inputs,
-    orient_stage,
-)
-from fabctl.errors import CheckFailed
-from fabctl.mesh.orient import OrientedPart
-from fabctl.mesh.support_proof import ProofReport, prove, require
-from fabctl.mesh.supports import KIND_NAMES, SupportedPart, generate_supports
-from fabctl.profiles import profile_hash
-from fabctl.trace import log
-from fabctl.trace.support_events import SupportRecorded
-
-
-def _stl(vertices: np.ndarray, faces: np.ndarray) -> bytes:
-    import trimesh
-
-    return trimesh.Trimesh(vertices=vertices, faces=faces, process=False).export(file_type="stl")
-
-
-def _files(sp: SupportedPart, rep: ProofReport, okey: str) -> dict[str, bytes]:
-    files = {"supports.stl": _stl(sp.support_vertices, sp.support_faces)}
-    if sp.print_vertices is not None:
-        files["print.stl"] = _stl(sp.print_vertices, sp.print_faces)
-    buf = io.BytesIO()
-    np.savez(buf, contacts=sp.contacts, head_dirs=sp.head_dirs, kinds=sp.kinds, junctions=sp.junctions,
-             support_vertices=sp.support_vertices, support_faces=sp.support_faces, support_body=sp.support_body,
-             body_kinds=np.array(sp.body_kinds))
-    files["support.npz"] = buf.getvalue()
-    doc = {"orient_key": okey, "support_points": int(len(sp.contacts)),
-           "protected_contacts": rep.protected_contacts, "unsupported_islands": rep.unsupported_islands,
-           "proof": rep.as_dict(), "stats": sp.stats,
-           "kinds": {KIND_NAMES[k]: int((sp.kinds == k).sum()) for k in KIND_NAMES},
-           "print_sha256": hashlib.sha256(files["print.stl"]).hexdigest() if "print.stl" in files else None,
-           "fabctl_version": __version__}
-    files["support.json"] = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-    return files
-
-
-def _event(inp: CaseInputs, part: OrientedPart, okey: str, skey: str, cached: bool, proof: str,
-           doc: dict | None, reason: str | None = None) -> SupportRecorded:
-    doc = doc or {}
-    counts = {k: v for k, v in doc.get("proof", {}).items() if k != "problems"}
-    return SupportRecorded(
-        revision=inp.revision, design_sha256=inp.design_sha256, orient_key=okey, artifact_key=skey,
-        process_sha256=profile_hash(inp.process), printer=inp.printer.id, printer_sha256=profile_hash(inp.printer),
-        cached=cached, transform=part.transform.tolist(), support_points=doc.get("support_points", 0),
-        protected_contacts=doc.get("protected_contacts", 0), unsupported_islands=doc.get("unsupported_islands", 0),
-        proof=proof, proof_counts=counts, stats=doc.get("stats", {}), print_sha256=doc.get("print_sha256"),
-        reason=reason, fabctl_version=__version__)
-
-
-def support_stage(inp: CaseInputs, actor: str) -> tuple[OrientedPart, dict, Path, bool]:
-    """The proven supported part's artifact folder (generated, proven and stored when missing)."""
-    part, _, okey, _, _ = orient_stage(inp, actor)
-    skey = input_hash("support", __version__, okey, profile_hash(inp.process))
-    hit = inp.cache.get("support", skey)
-    cached = hit is not None
-    if hit is None:
-        try:
-            sp = generate_supports(part, inp.process)
-        except CheckFailed as err:
-            log.record(inp.db, inp.case, _event(inp, part, okey, skey, False, "refused", None, err.message[:600]),
-                       actor)
-            raise
-        rep = prove(part.vertices, part.faces, part.hard, part.channel, sp.contacts, sp.support_vertices,
-                    sp.support_faces, inp.process, part.regions)
-        files = _files(sp, rep, okey)
-        if not rep.ok:
-            doc = json.loads(files["support.json"])
-            log.record(inp.db, inp.case, _event(inp, part, okey, skey, False, "failed", doc,
-                                                (rep.problems or ["proof failed"])[0][:600]), actor)
-            require(rep)
-        hit = inp.cache.put("support", skey, files)
-    doc = json.loads((hit / "support.json").read_text())
-    log.record(inp.db, inp.case, _event(inp, part, okey, skey, cached, "passed", doc), actor)
-    return part, doc, hit, cached
+from fabctl.cli.orient import JSON_OPT, PRINTER_OPT, PROCESS_OPT, RENDER_OPT, load_inputs
+from fabctl.pipeline.orient_support import support_stage
 
 
 def support_cmd(

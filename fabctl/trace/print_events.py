@@ -59,3 +59,35 @@ class PrintFinished(Event):
     last_confirmed_line: int | None = Field(default=None, ge=0)
     last_confirmed_layer: int | None = Field(default=None, ge=0)
     fabctl_version: str
+
+
+@register
+class StageRecorded(Event):
+    """One stage of the print pipeline ran or reused its artifact (``cached``)."""
+
+    TYPE: ClassVar[str] = "pipeline.stage"
+    stage: Literal["revision", "validate", "orient", "support", "slice", "job", "transport"]
+    key: Sha256 = SHA_FIELD
+    artifact_sha256: Sha256 | None = OPT_SHA
+    cached: bool
+    seconds: float = Field(ge=0)
+    revision: int = Field(ge=1)
+    printer_id: str
+    job_id: str | None = None
+    fabctl_version: str
+
+
+@register
+class PrintRefused(Event):
+    """A gate refused the print before anything reached a printer."""
+
+    TYPE: ClassVar[str] = "print.refused"
+    gate: Literal["design_revision", "resin_technology", "resin_lot", "layer_height", "printer_calibration",
+                  "part_fit", "validation", "protected_faces"]
+    message: str = Field(max_length=600)
+    revision: int | None = Field(default=None, ge=1)
+    printer_id: str
+    resin_id: str
+    resin_lot: str | None = None
+    job_id: str | None = None
+    fabctl_version: str
