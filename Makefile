@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_HOME := $(CURDIR)/.fabctl-home/demo
 FABCTL := FABCTL_HOME=$(DEMO_HOME) FABCTL_OPERATOR=demo-tech $(BIN)/fabctl
 
-.PHONY: demo test test-postgres lint install clean bench octoprint postgres
+.PHONY: demo test test-postgres lint install clean bench octoprint postgres tools
 
 install: $(STAMP)
 
@@ -49,7 +49,11 @@ postgres:
 
 # the whole suite on SQLite, then the store's tests (marker db) and the PostgreSQL-only tests on a throwaway
 # PostgreSQL cluster (tests/conftest.py starts and deletes it)
-test: lint octoprint postgres
+# Debian tools the tests use (poppler-utils: render and read the report PDF), when missing
+tools:
+	hardware/tools/install.sh
+
+test: lint octoprint postgres tools
 	$(BIN)/fabctl profile check
 	$(BIN)/python -m pytest -q -m 'not postgres'
 	FABCTL_TEST_DB=postgres $(BIN)/python -m pytest -q -m 'db or postgres'
