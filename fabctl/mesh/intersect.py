@@ -2,8 +2,12 @@
 
 Broad phase: a uniform grid over the triangles' bounding boxes (``TriangleGrid``); within each cell a sweep
 along x keeps only boxes whose x-intervals overlap; a pair is kept in exactly one cell, the one holding the
-lower corner of the two boxes' intersection, so no deduplication is needed. Narrow phase, vectorised over
-candidate pairs:
+lower corner of the two boxes' intersection, so no deduplication is needed. Pairs sharing a vertex are
+never taken from the grid: they come from the mesh's connectivity (``_edge_pairs``, ``_fan_pairs``). The
+sweep is cut into chunks of about ``PAIR_CHUNK`` raw pairs, and each chunk goes through the broad filters
+and the narrow phase in a small thread pool (``THREADS``). Narrow phase, vectorised over candidate pairs
+(``_plane_reject`` first drops pairs that cannot pass it: one triangle must cross the other's plane, or
+both must lie in one plane):
 
 - no shared vertex: each triangle's vertices against the other's plane (Möller's rejection); pairs that
   straddle both planes intersect iff an edge of one crosses the other (6 segment–triangle tests); pairs that
@@ -21,12 +25,16 @@ coplanar means parallel normals as well. The grid is reused by ``thickness`` and
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 REL_TOL = 1e-9
 PAIR_CHUNK = 2_000_000
+#: worker threads for the pair chunks (numpy releases the GIL inside each big array operation)
+THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def _cells(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, g: float) -> tuple[np.ndarray, np.ndarray]:
@@ -36,16 +44,36 @@ def _cells(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, g: float) -> tupl
 
 
 def _expand(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every cell of every box: (owner index (k,), cell coordinates (k, 3))."""
-    span = i1 - i0 + 1
-    n = span.prod(axis=1)
-    owner = np.repeat(np.arange(len(i0)), n)
-    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    sp = span[owner]
-    base = i0[owner]
-    ijk = np.column_stack([base[:, 0] + k % sp[:, 0], base[:, 1] + (k // sp[:, 0]) % sp[:, 1],
-                           base[:, 2] + k // (sp[:, 0] * sp[:, 1])])
-    return owner, ijk
+    """Every cell of every box: (owner index (k,), cell coordinates (k, 3)). One axis at a time, so boxes one
+    cell wide along an axis (most of them) cost a gather there, not a repeat."""
+    owner = np.arange(len(i0))
+    cols: list[np.ndarray] = []
+    for ax in range(3):
+        rep = (i1[:, ax] - i0[:, ax] + 1)[owner]
+        if len(rep) and rep.max() > 1:
+            starts = np.cumsum(rep) - rep
+            owner = np.repeat(owner, rep)
+            cols = [np.repeat(c, rep) for c in cols]
+            off = np.arange(len(owner)) - np.repeat(starts, rep)
+            cols.append(i0[owner, ax] + off)
+        else:
+            cols.append(i0[owner, ax])
+    return owner, np.column_stack(cols) if cols else np.zeros((0, 3), dtype=np.int64)
+
+
+@dataclass
+class Sweep:
+    """Grid entries in sweep order: tri, keys : (k,) triangle and cell of each entry; count : (k,) later
+    entries of the same cell overlapping it in x; csum : cumulative count; lo32, hi32 : per axis (k,) float32
+    boxes rounded outwards; fv : per corner (k,) vertex indices."""
+
+    tri: np.ndarray
+    keys: np.ndarray
+    count: np.ndarray
+    csum: np.ndarray
+    lo32: list
+    hi32: list
+    fv: list
 
 
 @dataclass
@@ -71,13 +99,15 @@ class TriangleGrid:
     def build(cls, triangles: np.ndarray, cell: float | None = None) -> TriangleGrid:
         """Grid over (m, 3, 3) triangles. The default cell is 4x the median box size, grown while the grid
         would hold more than 3 entries per triangle (long slivers span many cells)."""
-        lo = triangles.min(axis=1)
-        hi = triangles.max(axis=1)
+        t0, t1, t2 = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+        lo = np.minimum(np.minimum(t0, t1), t2)
+        hi = np.maximum(np.maximum(t0, t1), t2)
         origin = lo.min(axis=0) if len(lo) else np.zeros(3)
         top = hi.max(axis=0) if len(hi) else np.ones(3)
         size = float(np.max(top - origin)) or 1.0
         if cell is None:
-            ext = (hi - lo).max(axis=1) if len(lo) else np.ones(1)
+            d = hi - lo
+            ext = np.maximum(np.maximum(d[:, 0], d[:, 1]), d[:, 2]) if len(lo) else np.ones(1)
             cell = max(4.0 * float(np.median(ext)), size * 1e-6)
             while True:
                 i0, i1 = _cells(lo, hi, origin, cell)
@@ -89,9 +119,15 @@ class TriangleGrid:
         dims = np.floor((top - origin) / cell).astype(np.int64) + 1
         owner, ijk = _expand(i0, i1)
         keys = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        tri = owner[order]
+        bits = max(int(len(lo)).bit_length(), 1)
+        if int(dims.prod()) < 2 ** (62 - bits):  # one plain sort of (key, owner) packed into an int64
+            packed = np.sort((keys << bits) | owner)
+            keys = packed >> bits
+            tri = packed & ((1 << bits) - 1)
+        else:
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+            tri = owner[order]
         start = np.ones(len(keys), dtype=bool)
         start[1:] = keys[1:] != keys[:-1]
         first = np.flatnonzero(start)
@@ -102,55 +138,105 @@ class TriangleGrid:
         ijk = np.clip(np.floor((p - self.origin) / self.cell).astype(np.int64), 0, self.dims - 1)
         return (ijk[:, 0] * self.dims[1] + ijk[:, 1]) * self.dims[2] + ijk[:, 2]
 
-    def candidate_pairs(self, faces: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Face pairs (i, j) whose boxes overlap and that share no vertex, each exactly once, in chunks.
+    def sweep(self, faces: np.ndarray) -> Sweep | None:
+        """The entries in sweep order (by cell, then by the box's lower x within the cell) with, for each,
+        how many later entries of its cell start before its box ends in x (``Sweep.count``).
 
-        Work happens on copies of the boxes and corners in grid order, so the pair gathers stay local; the
-        cheap tests (box overlap per axis, shared corners) run before the owner-cell test.
+        The x positions within a cell are quantised outwards (lower ends down, upper ends up), so the count
+        can only include more pairs, never fewer; cell rank, position and entry index are packed into one
+        int64 for a plain sort.
         """
-        if len(self.keys) < 2:
-            return []
+        n = len(self.keys)
+        if n < 2:
+            return None
         keys, tri = self.keys, self.tri
         cx0 = self.origin[0] + (keys // (self.dims[1] * self.dims[2])) * self.cell
-        a = np.clip((self.lo[tri, 0] - cx0) / self.cell, 0.0, 1.0)
-        b = np.clip((self.hi[tri, 0] - cx0) / self.cell, 0.0, 1.0)
-        start = np.ones(len(keys), dtype=bool)
+        a = (self.lo[tri, 0] - cx0) / self.cell
+        b = (self.hi[tri, 0] - cx0) / self.cell
+        start = np.ones(n, dtype=bool)
         start[1:] = keys[1:] != keys[:-1]
-        rank = (np.cumsum(start) - 1).astype(np.float64)
-        order = np.lexsort((a, keys))
-        tri, keys, a, b, rank = tri[order], keys[order], a[order], b[order], rank[order]
-        sweep = 2.0 * rank + a
-        end = np.searchsorted(sweep, 2.0 * rank + b, side="right")
-        cnt = end - np.arange(len(keys)) - 1
-        lo = [np.ascontiguousarray(self.lo[tri, k]) for k in range(3)]
-        hi = [np.ascontiguousarray(self.hi[tri, k]) for k in range(3)]
+        rank = np.cumsum(start) - 1
+        ebits = n.bit_length()
+        qbits = 62 - ebits - int(rank[-1]).bit_length() - 1
+        if qbits >= 8:
+            scale = float(2**qbits)
+            aq = np.clip(np.floor(a * scale), 0, scale).astype(np.int64)
+            bq = np.clip(np.ceil(b * scale), 0, scale).astype(np.int64)
+            skey = (rank << (qbits + 1)) | aq
+            packed = np.sort((skey << ebits) | np.arange(n, dtype=np.int64))
+            order = packed & ((1 << ebits) - 1)
+            end = np.searchsorted(packed >> ebits, ((rank << (qbits + 1)) | bq)[order], side="right")
+        else:
+            sk = 2.0 * rank + np.clip(a, 0.0, 1.0)
+            order = np.argsort(sk, kind="stable")
+            end = np.searchsorted(sk[order], (2.0 * rank + np.clip(b, 0.0, 1.0))[order], side="right")
+        tri, keys = tri[order], keys[order]
+        cnt = end - np.arange(n) - 1
+        lo32, hi32 = self.boxes32()
+        lo32 = [np.ascontiguousarray(lo32[tri, k]) for k in range(3)]
+        hi32 = [np.ascontiguousarray(hi32[tri, k]) for k in range(3)]
         fv = [np.ascontiguousarray(faces[tri, k]) for k in range(3)]
+        return Sweep(tri, keys, cnt, np.cumsum(cnt), lo32, hi32, fv)
+
+    def boxes32(self) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes as float32, rounded outwards (a prefilter on them never loses an overlap)."""
+        l32, h32 = self.lo.astype(np.float32), self.hi.astype(np.float32)
+        l32 = np.where(l32 > self.lo, np.nextafter(l32, np.float32(-np.inf)), l32)
+        h32 = np.where(h32 < self.hi, np.nextafter(h32, np.float32(np.inf)), h32)
+        return l32, h32
+
+    def chunks(self, sw: Sweep | None, size: int | None = None) -> list[tuple[int, int]]:
+        """Entry ranges [a, b) of the sweep holding about ``size`` (default ``PAIR_CHUNK``) raw pairs each."""
+        if sw is None:
+            return []
+        size = size or PAIR_CHUNK
         out = []
-        csum = np.cumsum(cnt)
-        lo_e = 0
-        while lo_e < len(cnt):
-            base = csum[lo_e - 1] if lo_e else 0
-            hi_e = max(int(np.searchsorted(csum, base + PAIR_CHUNK, side="right")), lo_e + 1)
-            c = cnt[lo_e:hi_e]
-            total = int(c.sum())
-            lo_e, first = hi_e, lo_e
-            if not total:
-                continue
-            p = np.repeat(np.arange(first, hi_e), c)
-            q = p + 1 + (np.arange(total) - np.repeat(np.cumsum(c) - c, c))
-            for k in (1, 2, 0):
-                keep = (lo[k][p] <= hi[k][q]) & (lo[k][q] <= hi[k][p])
-                p, q = p[keep], q[keep]
-            share = np.zeros(len(p), dtype=bool)
-            for k1 in range(3):
-                vp = fv[k1][p]
-                for k2 in range(3):
-                    share |= vp == fv[k2][q]
-            p, q = p[~share], q[~share]
-            plo = np.column_stack([np.maximum(lo[k][p], lo[k][q]) for k in range(3)])
-            own = self.key_of(plo) == keys[p]
-            out.append((tri[p[own]], tri[q[own]]))
+        lo_e, n = 0, len(sw.count)
+        while lo_e < n:
+            base = sw.csum[lo_e - 1] if lo_e else 0
+            hi_e = max(int(np.searchsorted(sw.csum, base + size, side="right")), lo_e + 1)
+            if sw.csum[hi_e - 1] > base:
+                out.append((lo_e, hi_e))
+            lo_e = hi_e
         return out
+
+    def chunk_pairs(self, sw: Sweep, lo_e: int, hi_e: int) -> tuple[np.ndarray, np.ndarray]:
+        """Face pairs (i, j) of the sweep entries [lo_e, hi_e) whose boxes overlap and that share no vertex,
+        each kept only in the cell holding the lower corner of the two boxes' overlap (so exactly once)."""
+        c = sw.count[lo_e:hi_e]
+        total = int(c.sum())
+        if not total:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z
+        idx = np.int32 if len(sw.count) < 2**31 - 1 else np.int64
+        p = np.repeat(np.arange(lo_e, hi_e, dtype=idx), c)
+        q = np.arange(total, dtype=idx)
+        q -= np.repeat((np.cumsum(c) - c).astype(idx), c)
+        q += p
+        q += 1
+        # x overlaps by the sweep (within the cell) and is checked exactly below; on the first axis the
+        # boxes of p are repeated rather than gathered (p runs through the chunk in order)
+        lo, hi = sw.lo32[1], sw.hi32[1]
+        keep = np.repeat(lo[lo_e:hi_e], c) <= hi[q]
+        keep &= lo[q] <= np.repeat(hi[lo_e:hi_e], c)
+        p, q = p[keep], q[keep]
+        lo, hi = sw.lo32[2], sw.hi32[2]
+        keep = lo[p] <= hi[q]
+        keep &= lo[q] <= hi[p]
+        p, q = p[keep], q[keep]
+        vq = [f[q] for f in sw.fv]
+        share = np.zeros(len(p), dtype=bool)
+        for k1 in range(3):
+            vp = sw.fv[k1][p]
+            for k2 in range(3):
+                share |= vp == vq[k2]
+        keep = ~share
+        p, q = p[keep], q[keep]
+        ti, tj = sw.tri[p], sw.tri[q]
+        plo = np.maximum(self.lo[ti], self.lo[tj])
+        own = self.key_of(plo) == sw.keys[p]
+        own &= (plo <= np.minimum(self.hi[ti], self.hi[tj])).all(axis=1)
+        return ti[own], tj[own]
 
     def query(self, qlo: np.ndarray, qhi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triangles whose boxes overlap each query box (k, 3)-(k, 3): ((p,) query index, (p,) triangle)."""
@@ -324,25 +410,30 @@ def _test_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: n
     return hit, point
 
 
-def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray,
+               triangles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Face pairs sharing a vertex that need the narrow test: every pair of faces around a vertex whose fan is
     not certified. A fan is certified when, projected on the plane across the vertex normal, every corner at
     the vertex turns the same way and the corners add up to one full turn: the faces then cover disjoint
     sectors, so no two of them can meet beyond the vertex."""
     cv = F.reshape(-1)
-    nr = np.repeat(N, 3, axis=0)
-    nv = np.stack([np.bincount(cv, weights=nr[:, k], minlength=len(V)) for k in range(3)], axis=1)
+    nv = np.empty((len(V), 3))
+    for k in range(3):
+        nv[:, k] = np.bincount(cv, weights=np.repeat(N[:, k], 3), minlength=len(V))
     ln = np.sqrt(_dot(nv, nv))
-    nv = nv / np.where(ln > 0, ln, 1.0)[:, None]
-    t = V[F]
-    e = np.stack([t[:, 1] - t[:, 0], t[:, 2] - t[:, 1], t[:, 0] - t[:, 2]], axis=1)  # (m, 3, 3)
-    a = e.reshape(-1, 3)  # corner k: from its vertex to the next
-    b = -e[:, [2, 0, 1]].reshape(-1, 3)  # and to the previous
-    n = nv[cv]
-    # projected on the plane across n: (a' x b') . n = (a x b) . n = N . n, and a' . b' = a.b - (a.n)(b.n)
-    ang = np.arctan2(_dot(nr, n), _dot(a, b) - _dot(a, n) * _dot(b, n))
+    nv /= np.where(ln > 0, ln, 1.0)[:, None]
+    t = V[F] if triangles is None else triangles
+    e = [t[:, 1] - t[:, 0], t[:, 2] - t[:, 1], t[:, 0] - t[:, 2]]
+    ang = np.empty((len(F), 3))
+    for k in range(3):
+        # corner k: a = e[k] from its vertex to the next, b = -e[k - 1] to the previous; projected on the plane
+        # across n: (a' x b') . n = (a x b) . n = N . n, and a' . b' = a . b - (a . n)(b . n)
+        a, mb = e[k], e[(k + 2) % 3]
+        n = nv[F[:, k]]
+        ang[:, k] = np.arctan2(_dot(N, n), _dot(a, n) * _dot(mb, n) - _dot(a, mb))
+    ang = ang.reshape(-1)
     total = np.bincount(cv, weights=ang, minlength=len(V))
-    bad_corner = np.bincount(cv, weights=(ang <= 1e-12).astype(np.float64), minlength=len(V)) > 0
+    bad_corner = np.bincount(cv[ang <= 1e-12], minlength=len(V)) > 0
     ok = (np.abs(total - 2 * np.pi) < 1e-6) & ~bad_corner & (ln > 0)
     corners = np.flatnonzero(~ok[cv])
     if not len(corners):
@@ -372,10 +463,8 @@ def _edge_pairs(F: np.ndarray, N: np.ndarray, et=None) -> tuple[np.ndarray, np.n
     et = et if et is not None else edge_table(F)
     a, b = et.pairs()
     fa, fb = a // 3, b // 3
-    na, nb = N[fa], N[fb]
-    la = np.linalg.norm(na, axis=1)
-    lb = np.linalg.norm(nb, axis=1)
-    cos = _dot(na, nb) / np.maximum(la * lb, 1e-300)
+    ln = np.sqrt(_dot(N, N))
+    cos = _dot(N[fa], N[fb]) / np.maximum(ln[fa] * ln[fb], 1e-300)
     # folded onto each other: a consistently wound pair turns its normals opposite, a flipped pair keeps them
     same_dir = et.src[a] == et.src[b]
     flat = np.where(same_dir, cos > 1.0 - 1e-9, cos < -1.0 + 1e-9)
@@ -410,13 +499,29 @@ def contact_tolerance(V: np.ndarray) -> float:
     return max(REL_TOL * (size or 1.0), 8.0 * float(np.spacing(np.float32(big))))
 
 
-def _one_side(V: np.ndarray, F: np.ndarray, N: np.ndarray, x: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray:
-    """(k,) bool: triangle y lies strictly on one side of triangle x's plane (farther than ``tol``)."""
+def _sides(V: np.ndarray, F: np.ndarray, N: np.ndarray, x: np.ndarray, y: np.ndarray,
+           tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triangle y against triangle x's plane, (k,) bool each: y lies strictly on one side (every corner
+    farther than ``tol``, on the same side); y crosses it (corners farther than ``tol`` on both sides); y lies
+    in it (every corner within ``tol``). With a 1e-6 relative margin, so that rounding can only keep a pair
+    for the exact test (``_test_pairs``), never drop one it would report."""
     n = N[x]
     lim = tol * np.sqrt(_dot(n, n))
+    lo_lim, hi_lim = lim * (1.0 - 1e-6), lim * (1.0 + 1e-6)
     off = _dot(n, V[F[x, 0]])
-    d = [_dot(V[F[y, k]], n) - off for k in range(3)]
-    return ((d[0] > lim) & (d[1] > lim) & (d[2] > lim)) | ((d[0] < -lim) & (d[1] < -lim) & (d[2] < -lim))
+    above = np.zeros(len(x), dtype=bool)
+    below = np.zeros(len(x), dtype=bool)
+    all_above = np.ones(len(x), dtype=bool)
+    all_below = np.ones(len(x), dtype=bool)
+    flat = np.ones(len(x), dtype=bool)
+    for k in range(3):
+        d = _dot(V[F[y, k]], n) - off
+        above |= d > lo_lim
+        below |= d < -lo_lim
+        all_above &= d > hi_lim
+        all_below &= d < -hi_lim
+        flat &= np.abs(d) <= hi_lim
+    return all_above | all_below, above & below, flat
 
 
 def _drop_same_sheet(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float,
@@ -443,21 +548,28 @@ def _drop_same_sheet(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray,
 
 def _plane_reject(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray,
                   tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the pairs (i, j) where neither triangle lies strictly on one side of the other's plane."""
-    keep = ~_one_side(V, F, N, i, j, tol)
-    i, j = i[keep], j[keep]
-    keep = ~_one_side(V, F, N, j, i, tol)
+    """Keep the pairs (i, j), sharing no vertex, that ``_test_pairs`` could report: neither lies strictly on
+    one side of the other's plane and one of them crosses the other's plane (an edge can only cross a
+    triangle when its ends lie on both sides of the triangle's plane, ``_seg_cross``), or both lie in one
+    plane (the coplanar test). Pairs that only touch a plane are dropped here."""
+    side_j, cross_j, flat_j = _sides(V, F, N, i, j, tol)
+    keep = ~side_j
+    i, j, cross_j, flat_j = i[keep], j[keep], cross_j[keep], flat_j[keep]
+    side_i, cross_i, flat_i = _sides(V, F, N, j, i, tol)
+    keep = (~side_i & (cross_i | cross_j)) | (flat_i & flat_j)
     return i[keep], j[keep]
 
 
 def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
                        shell_labels: np.ndarray | None = None,
-                       grid: TriangleGrid | None = None, edges=None) -> SelfIntersections:
+                       grid: TriangleGrid | None = None, edges=None,
+                       triangles: np.ndarray | None = None) -> SelfIntersections:
     """All intersecting face pairs of a mesh.
 
     vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
     products), computed when not given; shell_labels : (m,) shell of each face (to tell inter-shell pairs);
-    grid : a prebuilt ``TriangleGrid`` of the faces; edges : the faces' ``topology.EdgeTable`` if at hand.
+    grid : a prebuilt ``TriangleGrid`` of the faces; edges : the faces' ``topology.EdgeTable`` if at hand;
+    triangles : (m, 3, 3) ``vertices[faces]`` if at hand.
 
     Pairs that share no vertex come from the grid; pairs that share a vertex or an edge come from the mesh's
     own connectivity (``_fan_pairs``, ``_edge_pairs``), so the grid never has to test neighbours.
@@ -467,35 +579,45 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
     if len(F) < 2:
         empty = np.zeros((0, 2), dtype=np.int64)
         return SelfIntersections(empty, np.zeros((0, 3)), np.zeros(0, dtype=bool))
+    if triangles is None:
+        triangles = V[F]
     if normals_raw is None:
-        tri = V[F]
-        normals_raw = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    grid = grid or TriangleGrid.build(V[F])
+        normals_raw = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    grid = grid or TriangleGrid.build(triangles)
     if shell_labels is None:
         from fabctl.mesh.topology import edge_table, shells
 
         shell_labels = shells(F, edges if edges is not None else edge_table(F))[1]
     tol = contact_tolerance(V)
-    chunks = grid.candidate_pairs(F)
-    ei, ej = _edge_pairs(F, normals_raw, edges)
-    vi, vj = _fan_pairs(V, F, normals_raw)
-    ai, aj = np.concatenate([ei, vi]), np.concatenate([ej, vj])
-    if len(ai):
+
+    def neighbours() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ei, ej = _edge_pairs(F, normals_raw, edges)
+        vi, vj = _fan_pairs(V, F, normals_raw, triangles)
+        ai, aj = np.concatenate([ei, vi]), np.concatenate([ej, vj])
+        if not len(ai):
+            return ai, aj, np.zeros((0, 3))
         key = np.unique(ai * len(F) + aj)
-        chunks.append((key // len(F), key % len(F)))
-    pairs, points = [], []
-    last = len(chunks) - (1 if len(ai) else 0)
-    for n_chunk, (i, j) in enumerate(chunks):
-        if not len(i):
-            continue
-        if n_chunk < last:  # grid pairs share no vertex: drop those wholly on one side of the other's plane
-            i, j = _plane_reject(V, F, normals_raw, i, j, tol)
-            i, j = _drop_same_sheet(V, F, normals_raw, i, j, tol, shell_labels)
-            if not len(i):
-                continue
+        i, j = key // len(F), key % len(F)
         hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
-        pairs.append(np.column_stack([i[hit], j[hit]]))
-        points.append(pt[hit])
+        return i[hit], j[hit], pt[hit]
+
+    def grid_chunk(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # grid pairs share no vertex: drop those wholly on one side of the other's plane
+        i, j = grid.chunk_pairs(sw, *span)
+        i, j = _plane_reject(V, F, normals_raw, i, j, tol)
+        i, j = _drop_same_sheet(V, F, normals_raw, i, j, tol, shell_labels)
+        if not len(i):
+            return i, j, np.zeros((0, 3))
+        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
+        return i[hit], j[hit], pt[hit]
+
+    # the work is chunks of big numpy operations, which release the GIL: a small thread pool uses the cores
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        near = pool.submit(neighbours)
+        sw = grid.sweep(F)
+        found = list(pool.map(grid_chunk, grid.chunks(sw))) + [near.result()]
+    pairs = [np.column_stack([i, j]) for i, j, _ in found if len(i)]
+    points = [x for i, _, x in found if len(i)]
     if pairs:
         P = np.concatenate(pairs)
         X = np.concatenate(points)

@@ -47,6 +47,7 @@ R_FINE = 6.0
 REFINE_BATCH = 1000
 REFINE_MAX = 4_000
 MAX_ITER = 60
+PARALLEL_MIN = 20_000
 _R2 = (0.7548776662466927, 0.5698402909980532)  # plastic-number (R2) low-discrepancy sequence
 
 
@@ -131,6 +132,11 @@ def surface_samples(geo: Geometry, spacing: float) -> Samples:
     return Samples(pts, geo.normal[face], face, float(spacing))
 
 
+def _workers(n: int) -> int:
+    """k-d tree query threads: all cores for big batches; one for small ones (starting threads costs more)."""
+    return -1 if n >= PARALLEL_MIN else 1
+
+
 def _ball_radius(p: np.ndarray, n: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Radius of the ball tangent at p (normal n, centre p - r n) through q: broadcast over leading dims."""
     d = p - q
@@ -175,7 +181,7 @@ def _balls(P: np.ndarray, N: np.ndarray, r: np.ndarray, sets: list[Samples], tre
                 S = sets[sl]
                 k = min(K_LEVELS[kl], len(S.points))
                 c = P[act] - r[act, None] * N[act]
-                dist, nb = trees[sl].query(c, k=k, workers=-1)
+                dist, nb = trees[sl].query(c, k=k, workers=_workers(len(c)))
                 if k == 1:
                     dist, nb = dist[:, None], nb[:, None]
                 facing = np.einsum("akj,aj->ak", S.normals[nb], N[act]) <= -facing_cos
@@ -243,10 +249,13 @@ def _refine(geo: Geometry, grid: TriangleGrid, P: np.ndarray, N: np.ndarray, r: 
     qi, ti = grid.query(contact[todo] - reach, contact[todo] + reach)
     facing = np.einsum("ij,ij->i", geo.normal[ti], N[todo[qi]]) <= -facing_cos
     qi, ti = todo[qi[facing]], ti[facing]
-    active = np.ones(len(P), dtype=bool)
+    # the balls tangent at p only shrink, and a smaller one lies inside the bigger: a triangle outside the
+    # current ball can never touch a later one, so it is dropped (first by its box, then by its closest point)
+    c = P[qi] - r[qi, None] * N[qi]
+    gap = np.maximum(np.maximum(grid.lo[ti] - c, c - grid.hi[ti]), 0.0)
+    near = np.einsum("ij,ij->i", gap, gap) < r[qi] ** 2
+    qa, ta = qi[near], ti[near]
     for _ in range(MAX_ITER):
-        live = active[qi]
-        qa, ta = qi[live], ti[live]
         if not len(qa):
             break
         c = P[qa] - r[qa, None] * N[qa]
@@ -260,7 +269,8 @@ def _refine(geo: Geometry, grid: TriangleGrid, P: np.ndarray, N: np.ndarray, r: 
         win = inside & shrink[qa] & (rn == best[qa])
         contact[qa[win]] = x[win]
         r[shrink] = best[shrink]
-        active &= shrink
+        keep = inside & shrink[qa]
+        qa, ta = qa[keep], ta[keep]
     return r, contact
 
 

@@ -62,7 +62,11 @@ class EdgeTable:
 
 
 def edge_table(faces: np.ndarray) -> EdgeTable:
-    """Group the half-edges of ``faces`` (m, 3) by undirected edge with one argsort."""
+    """Group the half-edges of ``faces`` (m, 3) by undirected edge with one sort.
+
+    The edge key ``lo * n + hi`` and the half-edge index are packed into one int64 when they fit, so a plain
+    ``np.sort`` (no argsort, no second gather) gives both the sorted keys and the order.
+    """
     faces = np.asarray(faces, dtype=np.int64)
     src = faces.reshape(-1)
     dst = faces[:, [1, 2, 0]].reshape(-1)
@@ -70,15 +74,22 @@ def edge_table(faces: np.ndarray) -> EdgeTable:
     hi = np.maximum(src, dst)
     n = int(hi.max()) + 1 if len(hi) else 1
     key = lo * n + hi
-    order = np.argsort(key)
-    skey = key[order]
+    hbits = max(int(len(key)).bit_length(), 1)
+    if n * n < 2 ** (62 - hbits):
+        packed = np.sort((key << hbits) | np.arange(len(key), dtype=np.int64))
+        order = packed & ((1 << hbits) - 1)
+        skey = packed >> hbits
+    else:
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
     start = np.ones(len(skey), dtype=bool)
     start[1:] = skey[1:] != skey[:-1]
     first = np.flatnonzero(start)
     edge_of_half = np.empty(len(key), dtype=np.int64)
     edge_of_half[order] = np.cumsum(start) - 1
     counts = np.diff(np.append(first, len(skey)))
-    edges = np.column_stack([skey[first] // n, skey[first] % n])
+    ek = skey[first]
+    edges = np.column_stack([ek // n, ek % n])
     return EdgeTable(src, dst, edge_of_half, edges, counts, first, order)
 
 
@@ -101,7 +112,13 @@ class Geometry:
     @cached_property
     def cross(self) -> np.ndarray:
         t = self.triangles
-        return np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        u = t[:, 1] - t[:, 0]
+        w = t[:, 2] - t[:, 0]
+        out = np.empty_like(u)
+        out[:, 0] = u[:, 1] * w[:, 2] - u[:, 2] * w[:, 1]
+        out[:, 1] = u[:, 2] * w[:, 0] - u[:, 0] * w[:, 2]
+        out[:, 2] = u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0]
+        return out
 
     @cached_property
     def area(self) -> np.ndarray:
@@ -115,7 +132,8 @@ class Geometry:
 
     @cached_property
     def centroid(self) -> np.ndarray:
-        return self.triangles.mean(axis=1)
+        t = self.triangles
+        return (t[:, 0] + t[:, 1] + t[:, 2]) / 3.0
 
     @cached_property
     def edges(self) -> EdgeTable:
@@ -141,8 +159,8 @@ def non_manifold_edges(et: EdgeTable) -> np.ndarray:
 def inconsistent_edges(et: EdgeTable) -> np.ndarray:
     """(k, 2) two-face edges whose two faces traverse them in the same direction (a flipped neighbour)."""
     a, b = et.pairs()
-    same = et.src[a] == et.src[b]
-    return et.edges[et.counts == 2][same]
+    same = np.flatnonzero(et.src[a] == et.src[b])
+    return et.edges[np.flatnonzero(et.counts == 2)[same]]
 
 
 def _next_half(h: np.ndarray) -> np.ndarray:
@@ -166,10 +184,18 @@ def twins(et: EdgeTable) -> np.ndarray | None:
 
 
 def _components(n: int, nbr: np.ndarray) -> tuple[int, np.ndarray]:
-    """Connected components of a graph given as a fixed number of neighbours per node: nbr (n, d)."""
+    """Connected components of a graph given as a fixed number of neighbours per node: nbr (n, d).
+
+    The graphs here are symmetric (face neighbours across twin half-edges) or a permutation (the corner
+    rotation, whose components are cycles), so strong components are the connected components; scipy finds
+    them without building the transposed graph that weak components need. Float data and int32 indices are
+    what scipy works on, so nothing is converted.
+    """
     d = nbr.shape[1] if nbr.ndim == 2 else 1
-    g = csr_matrix((np.ones(n * d, dtype=np.int8), nbr.reshape(-1), np.arange(0, n * d + 1, d)), shape=(n, n))
-    return connected_components(g, directed=True, connection="weak")
+    itype = np.int32 if n * d < 2**31 - 1 else np.int64
+    g = csr_matrix((np.ones(n * d), nbr.reshape(-1).astype(itype), np.arange(0, n * d + 1, d, dtype=itype)),
+                   shape=(n, n))
+    return connected_components(g, directed=True, connection="strong")
 
 
 def non_manifold_vertices(faces: np.ndarray, et: EdgeTable) -> np.ndarray:
@@ -209,11 +235,11 @@ def degenerate_faces(geo: Geometry) -> np.ndarray:
     if len(f) == 0:
         return np.zeros(0, dtype=np.int64)
     t = geo.triangles
-    e0 = t[:, 1] - t[:, 0]
-    e1 = t[:, 2] - t[:, 1]
-    e2 = t[:, 0] - t[:, 2]
-    longest2 = np.maximum(np.maximum(np.einsum("ij,ij->i", e0, e0), np.einsum("ij,ij->i", e1, e1)),
-                          np.einsum("ij,ij->i", e2, e2))
+    longest2 = None
+    for a, b in ((1, 0), (2, 1), (0, 2)):
+        e = t[:, a] - t[:, b]
+        l2 = e[:, 0] * e[:, 0] + e[:, 1] * e[:, 1] + e[:, 2] * e[:, 2]
+        longest2 = l2 if longest2 is None else np.maximum(longest2, l2, out=longest2)
     area2 = 2.0 * geo.area
     repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
     flat = area2 <= DEGENERATE_REL * longest2
@@ -269,6 +295,8 @@ def shells(faces: np.ndarray, et: EdgeTable) -> tuple[int, np.ndarray]:
         a, b = et.pairs()
         g = coo_matrix((np.ones(len(a), dtype=np.int8), (a // 3, b // 3)), shape=(m, m)).tocsr()
         k, label = connected_components(g, directed=False)
+    if k == 1:
+        return k, np.zeros(m, dtype=np.int64)
     cnt = np.bincount(label, minlength=k)
     first_face = np.full(k, m, dtype=np.int64)
     np.minimum.at(first_face, label, np.arange(m))

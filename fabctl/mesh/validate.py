@@ -5,13 +5,16 @@ whether it passed, how bad a failure is (``error`` blocks printing, ``warning`` 
 measured value, the limit, and where (``locations_mm``). ``ok`` is true when every error check passed.
 
 Wall thickness is measured only on a mesh whose orientation can be trusted (closed, consistently wound, every
-shell of positive volume); otherwise the check fails as "not measured", naming the reason.
+shell of positive volume); otherwise the check fails as "not measured", naming the reason. It runs in a
+second thread while the self-intersections are found, so ``timings_s`` holds each stage's own duration and
+the two overlap.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -282,14 +285,8 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
     lap("topology")
     say("self-intersections")
     grid = TriangleGrid.build(geo.triangles)
-    si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges)
-    si_check, si_model = _si_check(si, geo.faces)
-    checks.insert(len(checks) - 1, si_check)
-    lap("self_intersections")
-    say("wall thickness")
     wall = float(resin.ifu.min_wall_mm.value)
     cap = max(10.0, 3.0 * wall)
-    th = None
     why = ""
     if not facts["closed"]:
         why = "the mesh is not closed (see watertight / non_manifold_edges)"
@@ -297,12 +294,30 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         why = "face orientation is inconsistent (see winding_consistent)"
     elif not facts["positive"]:
         why = "a shell is inside out or flat (see positive_volume)"
-    else:
-        th = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), grid=grid)
+    geo.normal  # noqa: B018 (computed once here, not in two threads at once)
+
+    def thickness() -> tuple[Thickness, float]:
+        t0 = time.perf_counter()
+        out = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), grid=grid)
+        return out, time.perf_counter() - t0
+
+    # wall thickness runs in a second thread while the self-intersections run here: both are mostly big
+    # numpy / scipy operations that release the GIL, so the two share the cores
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(thickness) if not why else None
+        si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges,
+                                triangles=geo.triangles)
+        si_check, si_model = _si_check(si, geo.faces)
+        checks.insert(len(checks) - 1, si_check)
+        lap("self_intersections")
+        say("wall thickness")
+        th, t_th = pending.result() if pending is not None else (None, 0.0)
     total_area = float(geo.area.sum())
     tchecks, patches = _thickness_checks(th, why, resin, printer, total_area)
     checks += tchecks
     lap("thickness")
+    if pending is not None:
+        timings["thickness"] = round(t_th, 4)
     say("build volume")
     bv = printer.build_volume
     fr = fits_build_volume(geo.vertices, np.array([bv.x_mm, bv.y_mm, bv.z_mm]))

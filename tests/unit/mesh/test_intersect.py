@@ -109,3 +109,82 @@ def test_grid_query_finds_overlapping_boxes() -> None:
     lo, hi = tri.min(axis=1), tri.max(axis=1)
     brute = np.flatnonzero(((lo <= q + 0.2) & (hi >= q - 0.2)).all(axis=1))
     assert sorted(ti.tolist()) == brute.tolist() and (qi == 0).all()
+
+
+def _soup(seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """A subdivided box (shared vertices, many neighbour pairs), a random triangle soup of mixed sizes through
+    it and one long sliver spanning many cells: every broad-phase path at once."""
+    rng = np.random.default_rng(seed)
+    b = trimesh.creation.box((4, 4, 4)).subdivide().subdivide()
+    V = [np.asarray(b.vertices)]
+    F = [np.asarray(b.faces)]
+    n = len(V[0])
+    c = rng.uniform(-2.5, 2.5, (60, 1, 3))
+    tri = c + rng.normal(0, 1, (60, 3, 3)) * rng.choice([0.05, 0.3, 1.0], (60, 1, 1))
+    special = [
+        [[-3.0, -0.1, 0.0], [3.0, 0.1, 0.05], [3.0, 0.12, 0.0]],  # a long sliver through the box
+        [[0.3, 0.3, 2.0], [0.5, 0.3, 3.0], [0.3, 0.5, 3.0]],  # a corner touching the top face: no crossing
+        [[0.2, 0.2, 2.0], [1.1, 0.2, 2.0], [0.2, 1.1, 2.0]],  # lying in the top face: coplanar overlap
+        [[-0.7, -0.7, 1.5], [-0.2, -0.7, 2.5], [-0.7, -0.2, 2.5]],  # through the top face
+        [[-2.0, 1.0, -1.0], [-2.0, 1.5, 1.0], [-2.0, 1.2, 0.5]],  # in the side face x = -2
+    ]
+    tri = np.concatenate([tri, special])
+    V.append(tri.reshape(-1, 3))
+    F.append(n + np.arange(3 * len(tri)).reshape(-1, 3))
+    return np.vstack(V), np.vstack(F)
+
+
+def _brute_candidates(V: np.ndarray, F: np.ndarray) -> set[tuple[int, int]]:
+    t = V[F]
+    lo, hi = t.min(axis=1), t.max(axis=1)
+    i, j = np.triu_indices(len(F), 1)
+    ov = ((lo[i] <= hi[j]) & (lo[j] <= hi[i])).all(axis=1)
+    share = (F[i][:, :, None] == F[j][:, None, :]).any(axis=(1, 2))
+    keep = ov & ~share
+    return set(zip(i[keep].tolist(), j[keep].tolist(), strict=True))
+
+
+@pytest.mark.parametrize("cell", [None, 0.15, 0.6, 3.0])
+def test_grid_candidates_equal_brute_force_box_overlaps(cell: float | None) -> None:
+    V, F = _soup()
+    g = TriangleGrid.build(V[F], cell=cell)
+    sw = g.sweep(F)
+    # small chunks, so pairs of one cell are split over several chunks too
+    got = [g.chunk_pairs(sw, a, b) for a, b in g.chunks(sw, size=97)]
+    pairs = [tuple(sorted(p)) for i, j in got for p in zip(i.tolist(), j.tolist(), strict=True)]
+    assert len(pairs) == len(set(pairs))  # each pair exactly once
+    want = _brute_candidates(V, F)
+    assert len(want) > 200
+    assert set(pairs) == want
+
+
+def test_self_intersections_equal_brute_force_narrow_phase() -> None:
+    from fabctl.mesh.intersect import _test_pairs, contact_tolerance
+
+    V, F = _soup(11)
+    si = self_intersections(V, F)
+    t = V[F]
+    N = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    i, j = np.triu_indices(len(F), 1)
+    hit, _ = _test_pairs(V, F, N, i, j, contact_tolerance(V))
+    brute = {(a, b) for a, b in zip(i[hit].tolist(), j[hit].tolist(), strict=True)}
+    got = {tuple(p) for p in si.pairs.tolist()}
+    assert len(got) > 20
+    # every pair the exact test finds over all m(m-1)/2 pairs, and nothing more
+    assert got == brute
+    # the last four: touching the top face (no crossing), lying in it, through it, lying in a side face
+    m = len(F)
+    hit_faces = {b for _, b in got}
+    assert m - 4 not in hit_faces and {m - 3, m - 2, m - 1} <= hit_faces
+
+
+def test_one_thread_and_many_give_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fabctl.mesh.intersect as I
+
+    V, F = _soup(3)
+    many = self_intersections(V, F)
+    monkeypatch.setattr(I, "THREADS", 1)
+    monkeypatch.setattr(I, "PAIR_CHUNK", 50)
+    one = self_intersections(V, F)
+    assert np.array_equal(many.pairs, one.pairs) and np.allclose(many.points, one.points)
+    assert len(one.pairs) > 20

@@ -121,3 +121,26 @@ def test_rear_case_topology_is_clean() -> None:
     f = facts(*load("numpy-stl/rear_case.stl"))
     assert (f["boundary"], f["inconsistent"], f["non_manifold"], f["shells"]) == (0, 0, 0, 1)
     assert f["volumes"][0] == pytest.approx(38229.94, rel=1e-5)
+
+
+@pytest.mark.parametrize("offset", [0, 2**31])
+def test_edge_table_matches_a_plain_grouping(offset: int) -> None:
+    # offset 2**31: the vertex indices are too big to pack the edge key with the half-edge index, so the
+    # argsort path runs; both must group the half-edges exactly like a dictionary does
+    s = trimesh.creation.icosphere(subdivisions=2)
+    F = np.vstack([s.faces, s.faces[:7], s.faces[:3, ::-1]]).astype(np.int64) + offset
+    et = T.edge_table(F)
+    want: dict[tuple[int, int], list[int]] = {}
+    for h, (a, b) in enumerate(zip(F.reshape(-1), F[:, [1, 2, 0]].reshape(-1), strict=True)):
+        want.setdefault((min(a, b), max(a, b)), []).append(h)
+    got = {tuple(e): et.order[et.first[k]:et.first[k] + et.counts[k]].tolist() for k, e in enumerate(et.edges)}
+    assert {k: sorted(v) for k, v in got.items()} == want
+    assert (et.edges[et.edge_of_half] == np.sort(np.column_stack([et.src, et.dst]), axis=1)).all()
+
+
+def test_geometry_arrays_match_numpy() -> None:
+    s = trimesh.creation.icosphere(subdivisions=2)
+    geo = T.Geometry(np.asarray(s.vertices), np.asarray(s.faces))
+    t = geo.triangles
+    assert np.allclose(geo.cross, np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), rtol=0, atol=1e-15)
+    assert np.allclose(geo.centroid, t.mean(axis=1), rtol=0, atol=1e-15)
