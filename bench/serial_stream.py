@@ -69,6 +69,15 @@ def start_mock(baud: int, extra: list[str]) -> tuple[subprocess.Popen[str], str]
     return proc, line[5:]
 
 
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` so far, all threads (/proc, clock-tick resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) * _TICK_S, int(fields[12]) * _TICK_S
+
+
 def run(job: Path, lines: int, baud: int, mode: str) -> dict[str, float]:
     flow, extra = MODES[mode]
     proc, path = start_mock(baud, extra)
@@ -78,8 +87,10 @@ def run(job: Path, lines: int, baud: int, mode: str) -> dict[str, float]:
         t0 = time.monotonic()
         p.send_job(job, start=False)
         t1 = time.monotonic()
+        host0, mock0 = os.times(), cpu_s(proc.pid)
         p.start()
         t2 = time.monotonic()
+        host1, mock1 = os.times(), cpu_s(proc.pid)
         stats = p.stats
         assert stats is not None and p.status().state.value == "done", p.status()
         p.close()
@@ -94,8 +105,21 @@ def run(job: Path, lines: int, baud: int, mode: str) -> dict[str, float]:
     lines_s = lines / (t2 - t1)
     capacity = baud / 10 / bytes_per_line if baud else 0.0
     return {"lines_s": lines_s, "seconds": t2 - t1, "lines_s_incl_load": lines / (t2 - t0),
+            "host_cpu_us_line": 1e6 * (host1.user + host1.system - host0.user - host0.system) / lines,
+            "host_sys_us_line": 1e6 * (host1.system - host0.system) / lines,
+            "mock_cpu_us_line": 1e6 * (sum(mock1) - sum(mock0)) / lines,
+            "mock_sys_us_line": 1e6 * (mock1[1] - mock0[1]) / lines,
             "wire_bytes_per_line": bytes_per_line, "max_inflight_lines": stats.max_inflight_lines,
             "capacity_lines_s": capacity, "capacity_pct": 100 * lines_s / capacity if capacity else 0.0}
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    values = sorted(r[key] for r in runs)
+    return values[len(values) // 2]
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -113,6 +137,8 @@ def main() -> None:
         os.sched_setaffinity(0, {host_cpu})
     bauds = a.baud or [115200, 0]
     modes = a.mode or list(MODES)
+    print(f"{a.lines:,} lines, {a.repeat} run(s) each; load average {_load()} at the start "
+          f"({os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "bench.gcode"
         job.write_text(program(a.lines), encoding="ascii")
@@ -125,13 +151,18 @@ def main() -> None:
                 if a.repeat > 1:
                     print(f"{label:>12}  {m:<20} {a.repeat} runs, lines/s: "
                           + ", ".join(f"{r['lines_s']:,.0f}" for r in runs)
-                          + f"; median {runs[len(runs) // 2]['lines_s']:,.0f}, best:")
+                          + f"; MEDIAN {_median(runs, 'lines_s'):,.0f}; CPU per line (median) host "
+                          f"{_median(runs, 'host_cpu_us_line'):.1f} us, mock {_median(runs, 'mock_cpu_us_line'):.1f} us"
+                          + (f"; {_median(runs, 'capacity_pct'):.1f}% of capacity" if baud else "")
+                          + f"; load {_load()}; best:", flush=True)
             for m, r in results.items():
                 cap = (f"  {r['capacity_pct']:.1f}% of {r['capacity_lines_s']:,.0f} lines/s capacity"
                        if baud else "")
                 print(f"{label:>12}  {m:<20} {r['lines_s']:>9,.0f} lines/s  {r['seconds']:7.2f} s  "
                       f"({r['lines_s_incl_load']:,.0f} lines/s incl. load)  {r['wire_bytes_per_line']:.1f} B/line  "
-                      f"max {r['max_inflight_lines']} lines in flight{cap}")
+                      f"max {r['max_inflight_lines']} lines in flight  CPU host {r['host_cpu_us_line']:.1f} "
+                      f"(sys {r['host_sys_us_line']:.1f}) mock {r['mock_cpu_us_line']:.1f} "
+                      f"(sys {r['mock_sys_us_line']:.1f}) us/line{cap}", flush=True)
             if "ping-pong" in results:
                 for m in results:
                     if m != "ping-pong":

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 wire_log = logging.getLogger(__name__ + ".wire")
 
 _HINT = "check the cable/URL and that the printer is powered; the job did not complete"
+_OKS = b"ok\n" * 128  # a run of plain oks is a prefix of this
 
 
 class PortLink:
@@ -76,8 +77,8 @@ class PortLink:
         fd = self._fd
         assert fd is not None
         try:
-            if block and not select.select([fd], [], [], self.poll_s)[0]:
-                return b""
+            if not select.select([fd], [], [], self.poll_s if block else 0.0)[0]:
+                return b""  # (a raw tty with VMIN=0 would return b"" from read(): not a disconnect)
             data = os.read(fd, 65536)
         except BlockingIOError:
             return b""
@@ -97,6 +98,26 @@ class PortLink:
         if self._unread:
             out, self._unread = self._unread, []
             return out
+        return self._lines(self._read(block))
+
+    def read_replies(self, block: bool) -> tuple[int, list[str]]:
+        """Like ``read_lines``, but ``(k, [])`` when the complete lines are ``k`` plain ``ok``s (the usual
+        answer while streaming: no string per line), else ``(0, lines)``."""
+        if self._unread:
+            out, self._unread = self._unread, []
+            return 0, out
+        data = self._read(block)
+        buf = self._buf + data if self._buf else data
+        end = buf.rfind(b"\n") + 1
+        if 0 < end <= len(_OKS) and _OKS.startswith(buf[:end]):
+            self._buf = buf[end:]
+            if wire_log.isEnabledFor(logging.DEBUG):
+                wire_log.debug(">>> ok (x%d)", end // 3)
+            return end // 3, []
+        self._buf = b""
+        return 0, self._lines(buf)
+
+    def _read(self, block: bool) -> bytes:
         try:
             if self._fd is not None:
                 data = self._read_fd(block)
@@ -110,6 +131,9 @@ class PortLink:
                         data += self.port.read(waiting)
         except (serial.SerialException, OSError) as err:
             raise TransportError(f"lost the printer at {self.url}: {err}", hint=_HINT) from None
+        return data
+
+    def _lines(self, data: bytes) -> list[str]:
         buf = self._buf + data if self._buf else data
         if b"\n" not in buf:
             self._buf = buf

@@ -51,6 +51,8 @@ from fabctl.transport.gcode_line import (
     parse_reply,
 )
 
+_OK = parse_reply("ok")
+
 log = logging.getLogger(__name__)
 
 PROBE = b"M105\n"
@@ -122,7 +124,11 @@ class _Entry:
 
 
 class LineLink(Protocol):
-    """What the sender needs from a port (``serial_link.PortLink``)."""
+    """What the sender needs from a port (``serial_link.PortLink``).
+
+    A link may also offer ``read_replies(block) -> (k, lines)``: ``k`` plain ``ok`` lines when that is all
+    that arrived (the common case), else ``(0, lines)``; the sender then skips parsing each ``ok``.
+    """
 
     def write(self, data: bytes) -> None: ...
 
@@ -179,19 +185,27 @@ class Streamer:
         self._quiet_fast_s = min(s.response_timeout_s, s.response_timeout_s * s.max_timeouts,
                                  s.long_running_timeout_s)
         self.outcome = ""
+        self._window = settings.window_bytes
         self._framed: tuple[int, str, bytes] = (-1, "", b"")  # the last line framed: (n, command, bytes)
 
     # ---------------------------------------------------------------------------------------- loop
 
     def run(self) -> str:
         """Stream to the end; returns ``"done"`` or ``"cancelled"``; raises ``TransportError``."""
+        read_replies = getattr(self.link, "read_replies", None)
         try:
             while True:
                 self._controls()
                 self._check_complete()
                 self._fill()
-                lines = self.link.read_lines(block=not self._can_send())
+                # after _fill nothing more can be sent until a reply comes: wait for one (poll_s at most)
+                if read_replies is not None:
+                    oks, lines = read_replies(True)
+                else:
+                    oks, lines = 0, self.link.read_lines(block=True)
                 now = time.monotonic()
+                if oks:
+                    self._on_oks(oks, now)
                 for text in lines:
                     self._on_reply(parse_reply(text), now)
                 self._timers(now)
@@ -224,6 +238,7 @@ class Streamer:
         return wire
 
     def _fits(self, size: int) -> bool:
+        """The window rule for one more line of ``size`` bytes (``_fill`` applies it inline, on locals)."""
         if self.barriers:
             return False
         if self.s.flow == "pingpong":
@@ -237,41 +252,59 @@ class Streamer:
     def _held(self) -> bool:
         return self.hold_from is not None and self.next_n >= self.hold_from
 
-    def _can_send(self) -> bool:
-        if self.next_n > self.last_n or self._held():
-            return False
-        return self._fits(len(self._wire(self.next_n)))
-
     def _fill(self) -> None:
-        """Queue every line that fits, then write them all at once (one write per refill, not per line)."""
+        """Queue every line that fits, then write them all at once (one write per refill, not per line).
+
+        The same rules as ``_fits`` and ``_held``, evaluated on local copies of the counters (this runs
+        once per reply batch and is the sender's hot path); the counters are stored back before the write.
+        """
+        if self.barriers:
+            return
+        n = self.next_n
+        stop = self.last_n if self.hold_from is None else min(self.last_n, self.hold_from - 1)
+        if n > stop:
+            return
+        pingpong = self.s.flow == "pingpong"
+        window = self._window
+        cap = None if self.b_cap is None else max(1, self.b_cap)
+        nbytes, numbered, stale = self.inflight_bytes, self.numbered, self.stale_bytes
+        seq, pre, inflight, history = self.seq, self._pre, self.inflight, self.history
+        sent_max, resent, barrier = self.sent_max, 0, False
+        first = n
         out: list[bytes] = []
-        st = self.stats
-        while self.next_n <= self.last_n and not self._held():
-            n = self.next_n
-            wire = self._wire(n)
+        while n <= stop and not barrier:
+            wire = pre[n] if sent_max < n < len(pre) else self._wire(n)
             size = len(wire)
-            if not self._fits(size):
-                break
-            if n > self.sent_max:
-                self.history.append(wire)
-                self.sent_max = n
+            if pingpong:
+                if numbered:
+                    break
+            elif numbered or nbytes + size > window:  # the first line goes if it fits on its own
+                if nbytes + stale + size > window or (cap is not None and numbered >= cap):
+                    break
+            if n > sent_max:
+                history.append(wire)
+                sent_max = n
             else:
-                st.resent_lines += 1
-            head = self.seq[n].split(" ", 1)[0].upper()
+                resent += 1
+            head = seq[n].split(" ", 1)[0].upper()
             barrier = head == "M110"
-            self.inflight.append(_Entry(n, size, head in LONG_RUNNING, barrier))  # _push, inlined
-            self.inflight_bytes += size
-            self.numbered += 1
-            self.barriers += barrier
-            self.next_n = n + 1
+            inflight.append(_Entry(n, size, head in LONG_RUNNING, barrier))
+            nbytes += size
+            numbered += 1
+            n += 1
             out.append(wire)
-        if out:
-            st.max_inflight_bytes = max(st.max_inflight_bytes, self.inflight_bytes + self.stale_bytes)
-            st.max_inflight_lines = max(st.max_inflight_lines, self.numbered)
-            data = b"".join(out)
-            self.link.write(data)
-            st.wire_lines += len(out)
-            st.wire_bytes += len(data)
+        if n == first:
+            return
+        self.inflight_bytes, self.numbered, self.barriers = nbytes, numbered, int(barrier)
+        self.next_n, self.sent_max = n, sent_max
+        st = self.stats
+        st.resent_lines += resent
+        st.max_inflight_bytes = max(st.max_inflight_bytes, nbytes + stale)
+        st.max_inflight_lines = max(st.max_inflight_lines, numbered)
+        data = b"".join(out)
+        self.link.write(data)
+        st.wire_lines += n - first
+        st.wire_bytes += len(data)
 
     def _push(self, e: _Entry) -> None:
         self.inflight.append(e)
@@ -333,6 +366,53 @@ class Streamer:
             self._on_probe_answer(now)  # a firmware that answers M105 with a bare ok
             return
         self._pop(now, direct=True)
+
+    def _on_oks(self, k: int, now: float) -> None:
+        """``k`` plain ``ok`` lines in a row: what ``_on_reply`` does for each, with a run of numbered lines
+        acknowledged in one step (the same counters ``_pop(direct=True)`` would leave)."""
+        self.last_rx = now
+        if self.swallow_ok:  # the ok that follows a resend request
+            self.swallow_ok = False
+            k -= 1
+        inflight = self.inflight
+        while k > 0:
+            if self.stats.advanced_ok or not inflight or inflight[0].n is None:
+                self._on_ok(_OK, now)
+                k -= 1
+                continue
+            size = barriers = count = 0
+            e = inflight[0]
+            while count < k and inflight and inflight[0].n is not None:
+                e = inflight.popleft()
+                size += e.size
+                barriers += e.barrier
+                count += 1
+                if self.phase != "stream" and e.n < self.floor_n:  # job lines, not the cancel's stop lines
+                    self._confirm_lines(e.n)
+            k -= count
+            self._acked_run(e, count, size, barriers, now)
+
+    def _confirm_lines(self, n: int) -> None:
+        done = min(n, self.last_prog) - self.first + 1
+        if done > self.stats.lines_confirmed:
+            self.stats.lines_confirmed = done
+
+    def _acked_run(self, last: _Entry, count: int, size: int, barriers: int, now: float) -> None:
+        """Counters after ``count`` numbered lines (``size`` bytes) ending with ``last`` were acknowledged."""
+        assert last.n is not None
+        self.inflight_bytes -= size
+        self.barriers -= barriers
+        self.numbered -= count
+        self.last_progress = now
+        if last.n > self.confirmed_n:
+            self.confirmed_n = last.n
+        if self.phase == "stream":
+            self._confirm_lines(last.n)
+        if self.resend_r is not None and last.n >= self.resend_r:
+            self.resend_r, self.consecutive, self.ghost_probes = None, 0, 0
+            self.stale_bytes = 0
+        if self.numbered == 0:
+            self.stale_bytes = 0
 
     def _on_probe_answer(self, now: float) -> None:
         """``ok T:...`` answers the oldest probe; everything sent before it has been processed."""

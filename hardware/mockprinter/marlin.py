@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mockprinter.config import Fault, MockConfig
 
@@ -31,6 +31,10 @@ FIRMWARE = "fabctl-mock-marlin 1.0"
 _WORD = re.compile(r"([A-Z])(-?\d*\.?\d+)")
 _N_RE = re.compile(r"N(-?\d+)")
 _M110_N = re.compile(r"M110\s*N(-?\d+)")
+_LINE = re.compile(r"N([0-9]+)([^*]*)\*([0-9]+)")  # the usual well-formed numbered line (a fast path)
+_NUM = r"(-?[0-9]*\.?[0-9]+)"  # a number as _WORD reads it
+_MOVE = re.compile(rf"G([01])(?: X{_NUM})?(?: Y{_NUM})?(?: Z{_NUM})?(?: F{_NUM})?")  # the usual move (fast path)
+_M105 = frozenset({"M105", "m105"})  # cmd[:4] of a temperature request
 HALT = "Error:Printer halted. kill() called!"
 
 
@@ -45,21 +49,29 @@ class SimStats:
     layers: int = 0
 
 
-@dataclass(slots=True)
 class _Job:
-    n: int | None
-    cmd: str
-    end: float = 0.0
-    busy_at: float = 0.0
-    silent: bool = False
-    extra: list[str] = field(default_factory=list)
+    """One parsed command: its line number (None if unnumbered), text, and when it ends once started."""
+
+    __slots__ = ("n", "cmd", "end", "busy_at", "silent", "extra")
+
+    def __init__(self, n: int | None, cmd: str) -> None:
+        self.n, self.cmd = n, cmd
+        self.end = self.busy_at = 0.0
+        self.silent = False
+        self.extra: tuple[str, ...] = ()  # lines printed before its ok
 
 
 def xor(data: str) -> int:
+    """XOR of the line's bytes (a character that is not ASCII counts as ``?``)."""
     cs = 0
     for ch in data.encode("ascii", "replace"):
         cs ^= ch
     return cs
+
+
+def _words(cmd: str) -> dict[str, float]:
+    """``{"G": 1.0, "X": 50.05, ...}``: every letter-number word (the last one wins when a letter repeats)."""
+    return {k: float(v) for k, v in _WORD.findall(cmd.upper())}
 
 
 class MarlinSim:
@@ -168,12 +180,12 @@ class MarlinSim:
             i = rx.find(b"\n")
             if i < 0:
                 return
-            raw = rx[:i]
+            raw = rx[:i if i < MAX_CMD_SIZE else MAX_CMD_SIZE - 1]  # longer lines are cut, as Marlin does
             del rx[:i + 1]
             if self.skip_eol:
                 self.skip_eol = False
                 continue
-            text = raw[:MAX_CMD_SIZE - 1].decode("ascii", "replace").strip(" \r\t\x00")
+            text = raw.decode("ascii", "replace").strip(" \r\t\x00")
             if text:
                 self.stats.received_lines += 1
                 self._line(text, now)
@@ -232,6 +244,19 @@ class MarlinSim:
         return text
 
     def _line(self, text: str, now: float) -> None:
+        m = _LINE.fullmatch(text)
+        if m is not None and not self._kinds and "M110" not in text:
+            # ``N<n> <cmd>*<cs>`` with no fault to inject: the same checks as below, in fewer steps
+            n = int(m.group(1))
+            if n != self.last_n + 1:
+                self._reject("Line Number is not Last Line Number+1")
+            elif int(m.group(3)) != xor(text[:m.start(3) - 1]):
+                self._reject("checksum mismatch")
+            else:
+                self.last_n = n
+                self.accepted.append(text)
+                self.queue.append(_Job(n, m.group(2).strip()))
+            return
         if not text.startswith("N"):
             if "*" in text:
                 self._reject("No Line Number with checksum")
@@ -275,6 +300,9 @@ class MarlinSim:
                 duration = self._begin(job, now)
                 if self.halted:
                     return
+                if duration <= 0.0:  # done as soon as begun
+                    self._complete(job)
+                    continue
                 job.end = now + duration
                 job.busy_at = now + self.cfg.busy_interval_s
                 self.current = job
@@ -290,10 +318,10 @@ class MarlinSim:
         self.executed.append((job.n, job.cmd))
         for line in job.extra:
             self._emit(line)
-        if job.silent or (job.n is not None and self._fault("drop_ok", job.n)):
+        if job.silent or (self._kinds and job.n is not None and self._fault("drop_ok", job.n)):
             return
         self.stats.oks += 1
-        if job.cmd[:4].upper() == "M105":
+        if job.cmd[:4] in _M105:
             self._emit("ok T:25.0 /0.0 B:24.9 /0.0 @:0 B@:0")
         elif self.cfg.advanced_ok:
             free = max(0, self.cfg.bufsize - len(self.queue) - 1)
@@ -311,31 +339,51 @@ class MarlinSim:
 
     def _begin(self, job: _Job, now: float) -> float:
         """Start ``job``: change the machine state, return its duration in seconds."""
-        if job.n is not None and self._fault("halt", job.n):
+        kinds = self._kinds
+        if kinds and job.n is not None and self._fault("halt", job.n):
             self._halt(HALT)
             return 0.0
-        words = {k: float(v) for k, v in _WORD.findall(job.cmd.upper())}
+        move = _MOVE.fullmatch(job.cmd) if job.cmd[:1] == "G" else None
+        if move is not None:  # "G0/G1 [X] [Y] [Z] [F]": what _words and _move would do, without the dict
+            g, x, y, z, f = move.groups()
+            duration = self._go(g == "1", x and float(x), y and float(y), z and float(z), f and float(f))
+            busy = self._fault("busy", job.n) if kinds and job.n is not None else None
+            return duration + (busy.arg if busy else 0.0)
         head = job.cmd.split(None, 1)[0].upper() if job.cmd else ""
         handler = _HANDLERS.get(head)
         if handler is None:
-            job.extra.append(f'echo:Unknown command: "{job.cmd}"')
+            job.extra += (f'echo:Unknown command: "{job.cmd}"',)
+            duration = 0.0
+        elif handler is MarlinSim._nothing:
             duration = 0.0
         else:
-            duration = handler(self, job, words)
-        busy = self._fault("busy", job.n) if job.n is not None else None
+            duration = handler(self, job, _words(job.cmd))
+        busy = self._fault("busy", job.n) if kinds and job.n is not None else None
         return duration + (busy.arg if busy else 0.0)
 
     # -------------------------------------------------------------------------------------- G-codes
 
     def _move(self, job: _Job, w: dict[str, float]) -> float:
-        if "F" in w:
-            self.feed_mm_min = max(w["F"], 1e-6)
-        x, y, z = w.get("X", self.x), w.get("Y", self.y), w.get("Z", self.z)
-        dist = ((x - self.x) ** 2 + (y - self.y) ** 2 + (z - self.z) ** 2) ** 0.5
-        seconds = dist / (self.feed_mm_min / 60.0) * self.cfg.exposure_scale
-        exposing = job.cmd.upper().startswith("G1") and self.beam_on and ("X" in w or "Y" in w)
+        return self._go(job.cmd[:2].upper() == "G1", w.get("X"), w.get("Y"), w.get("Z"), w.get("F"))
+
+    def _go(self, g1: bool, x: float | None, y: float | None, z: float | None, f: float | None) -> float:
+        """A G0 (``g1`` False) or G1 move to the given coordinates (None: unchanged); returns its seconds."""
+        if f is not None:
+            self.feed_mm_min = max(f, 1e-6)
+        exposing = g1 and self.beam_on and (x is not None or y is not None)
+        if x is None:
+            x = self.x
+        if y is None:
+            y = self.y
+        if z is None:
+            z = self.z
+        scale = self.cfg.exposure_scale
+        seconds = 0.0
+        if scale:
+            dist = ((x - self.x) ** 2 + (y - self.y) ** 2 + (z - self.z) ** 2) ** 0.5
+            seconds = dist / (self.feed_mm_min / 60.0) * scale
         self.x, self.y, self.z = x, y, z
-        if exposing and self.exposed_z != self.z:
+        if exposing and self.exposed_z != z:
             if self._fault("resin_out", self.layer + 1):
                 self._halt(f"Error:Resin vat empty at layer {self.layer + 1}", HALT)
                 return 0.0
@@ -367,15 +415,15 @@ class MarlinSim:
         return 0.0
 
     def _m114(self, job: _Job, w: dict[str, float]) -> float:
-        job.extra.append(f"X:{self.x:.2f} Y:{self.y:.2f} Z:{self.z:.2f} E:0.00 Count X:0 Y:0 Z:0")
+        job.extra += (f"X:{self.x:.2f} Y:{self.y:.2f} Z:{self.z:.2f} E:0.00 Count X:0 Y:0 Z:0",)
         return 0.0
 
     def _m115(self, job: _Job, w: dict[str, float]) -> float:
-        job.extra += [
+        job.extra += (
             f"FIRMWARE_NAME:{FIRMWARE} (mock) SOURCE_CODE_URL:https://example.invalid/fabctl PROTOCOL_VERSION:1.0 "
             f"MACHINE_TYPE:{self.cfg.name} EXTRUDER_COUNT:0 SERIAL:{self.cfg.serial_number}",
             "Cap:EMERGENCY_PARSER:0", "Cap:AUTOREPORT_TEMP:0", "Cap:HOST_ACTION_COMMANDS:1",
-        ]
+        )
         return 0.0
 
     def _m112(self, job: _Job, w: dict[str, float]) -> float:

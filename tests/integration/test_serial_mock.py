@@ -396,3 +396,93 @@ def test_random_fault_combinations_never_report_a_false_done(spec: str, tmp_path
     # every fatal fault drawn is reached (its line is in the program), so it must fail the job; a mix of
     # recoverable faults alone must not
     assert st.state is (JobState.failed if fatal else JobState.done), (spec, st)
+
+
+# ------------------------------------------------------------------------- fast paths = general paths
+
+
+def test_plain_oks_are_counted_without_parsing_and_anything_else_is_parsed() -> None:
+    """``PortLink.read_replies`` over a real pty: a run of plain ``ok`` lines comes back as a count."""
+    import os
+    import tty
+
+    from fabctl.transport.serial_link import PortLink
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link = PortLink(os.ttyname(slave), 115200, poll_s=0.5)
+    try:
+        os.write(master, b"ok\nok\nok\no")  # three whole oks and the start of a fourth
+        assert link.read_replies(True) == (3, [])
+        os.write(master, b"k\nok T:25.0 /0.0\nok\n")  # a report among them: every line, in order
+        assert link.read_replies(True) == (0, ["ok", "ok T:25.0 /0.0", "ok"])
+        os.write(master, b"ok\r\nResend: 7\n")
+        assert link.read_replies(True) == (0, ["ok", "Resend: 7"])
+        assert link.read_replies(False) == (0, [])
+    finally:
+        link.close()
+        os.close(master)
+        os.close(slave)
+
+
+_MOVES = ["G1 X50.050 Y49.950 F60000", "G0 X1 Y2", "G1 Z0.0500 F300", "G1", "G0 Z-.5", "G1 X5 X6",
+          "g1 x3 y4", "G1X7Y8", "G1 Y3 X4", "G1 X1.5.5", "G01 X2", "G1 X-0.25 Y+1", "G1 F0 X9", "G0 X3 Z2 F5 Y1"]
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_mock_fast_move_path_matches_the_general_one(scale: float) -> None:
+    """The mock's ``G0/G1`` fast path leaves the machine exactly as the word-by-word path does."""
+    from mockprinter.config import MockConfig
+    from mockprinter.marlin import MarlinSim, _Job, _words
+
+    rng = random.Random(SEED)
+    fast, slow = (MarlinSim(MockConfig(exposure_s=1.0, exposure_scale=scale)) for _ in range(2))
+    for sim in (fast, slow):
+        sim.beam_on = True
+    for i in range(400):
+        cmd = rng.choice(_MOVES) if i % 3 else f"G1 X{rng.uniform(-9, 9):.3f} Z{rng.randint(0, 3) * 0.05:.2f}"
+        d_fast = fast._begin(_Job(i + 1, cmd), 0.0)
+        job = _Job(i + 1, cmd)
+        head = cmd.split(None, 1)[0].upper()
+        d_slow = slow._move(job, _words(cmd)) if head in ("G0", "G1") else 0.0
+        state = lambda s: (s.x, s.y, s.z, s.feed_mm_min, s.layer, s.exposed_z, s.stats.layers)  # noqa: E731
+        assert (d_fast, *state(fast)) == (d_slow, *state(slow)), cmd
+
+
+def test_mock_fast_line_path_matches_the_checked_one() -> None:
+    """Numbered lines with no fault configured take a shorter path; a fault that never fires forces the
+    line-by-line checks. Both firmwares must accept, reject and answer alike, byte for byte."""
+    from mockprinter.config import MockConfig, parse_faults
+    from mockprinter.marlin import MarlinSim
+
+    from fabctl.transport.gcode_line import frame
+
+    rng = random.Random(SEED)
+    chunks: list[bytes] = [frame(0, "M110 N0")]
+    n = 1
+    for _ in range(300):
+        lines = []
+        for _ in range(rng.randint(1, 4)):
+            wire = frame(n, rng.choice(["G1 X1.000 Y2.000", "M5", "M3 S120", "G4 P0", "M105", "M114", "G28"]))
+            kind = rng.random()
+            if kind < 0.05:
+                wire = wire.replace(b"*", b"*1", 1)  # wrong checksum
+            elif kind < 0.08:
+                wire = wire.replace(b"N%d " % n, b"N%d " % (n + 2), 1)  # wrong line number
+            elif kind < 0.1:
+                wire = wire[:-1] + b" \r\n"  # trailing white space
+            else:
+                n += 1
+            lines.append(wire)
+        chunks.append(b"".join(lines))
+    sims = [MarlinSim(MockConfig(exposure_s=0, exposure_scale=0)),
+            MarlinSim(MockConfig(exposure_s=0, exposure_scale=0, faults=parse_faults("corrupt@999999")))]
+    outputs: list[list[bytes]] = [[], []]
+    for t, chunk in enumerate(chunks):
+        for sim, out in zip(sims, outputs, strict=True):
+            sim.feed(chunk)
+            sim.step(1.0 + t * 1e-3)
+            out.append(sim.take_output())
+    assert outputs[0] == outputs[1]
+    assert sims[0].executed == sims[1].executed and sims[0].accepted == sims[1].accepted
+    assert sims[0].stats == sims[1].stats and sims[0].stats.rejected_lines > 10
