@@ -76,7 +76,7 @@ def slice_cmd(
     out: Path | None = typer.Option(None, "-o", "--output", help="Job file to write."),
     preview_path: Path | None = typer.Option(None, "--preview", help="Also write a contact-sheet PNG."),
     binary: bool = typer.Option(False, "--binary", help="Binary CLI (CLI printers only)."),
-    aa: int = typer.Option(4, "--aa", min=1, max=16, help="SL1 anti-aliasing sub-rows (1 = binary)."),
+    aa: int = typer.Option(5, "--aa", min=1, max=16, help="SL1 anti-aliasing sub-rows (1 = binary; odd counts never round a half-covered pixel up)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Slice a case's design or a mesh into the printer's job file (SL1, laser G-code or CLI)."""

@@ -16,8 +16,9 @@ config.ini keys: ``action`` (print), ``expTime`` / ``expTimeFirst`` (s), ``expUs
 speed), ``printProfile``, ``printTime`` (estimated s), ``printerModel``, ``printerProfile``,
 ``printerVariant``, ``prusaSlicerVersion`` (the writing software), ``usedMaterial`` (ml).
 
-Layers are rendered and PNG-encoded in worker processes (``fork``; the render callable is inherited, not
-pickled) and streamed into the ZIP in order.
+Layers are rendered, PNG-encoded and deflated for the ZIP in worker processes (``fork``; the render
+callable is inherited, not pickled) and streamed in order into the archive by a small ZIP writer of its own
+(``zipfile`` cannot take entries deflated elsewhere, and would deflate each layer again in this process).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -111,19 +113,25 @@ def layer_name(job_dir: str, i: int) -> str:
 # ------------------------------------------------------------------------------------------ writing
 _RENDER: Render | None = None
 _ENCODER: png.FrameEncoder | None = None
+#: a ZIP entry ready to write: (uncompressed size, CRC-32, raw deflate bytes)
+Entry = tuple[int, int, bytes]
 
 
-def _encode_chunk(args: tuple[int, int, int, int]) -> list[bytes]:
+def _entry(data: bytes) -> Entry:
+    return len(data), png.crc32(data), png.raw_deflate(data, 1, final=True)
+
+
+def _encode_chunk(args: tuple[int, int, int, int]) -> list[Entry]:
     start, stop, width, height = args
     global _ENCODER
     if _ENCODER is None or (_ENCODER.width, _ENCODER.height) != (width, height):
         _ENCODER = png.FrameEncoder(width, height)
     assert _RENDER is not None
-    return [_ENCODER.encode_tile(*_RENDER(i)) for i in range(start, stop)]
+    return [_entry(_ENCODER.encode_tile(*_RENDER(i))) for i in range(start, stop)]
 
 
-def _encoded_layers(n_layers: int, width: int, height: int, render: Render, workers: int) -> Iterator[bytes]:
-    global _RENDER
+def _encoded_layers(n_layers: int, width: int, height: int, render: Render, workers: int) -> Iterator[Entry]:
+    global _RENDER, _ENCODER
     chunk = 16
     tasks = [(s, min(s + chunk, n_layers), width, height) for s in range(0, n_layers, chunk)]
     _RENDER = render
@@ -132,11 +140,49 @@ def _encoded_layers(n_layers: int, width: int, height: int, render: Render, work
             for t in tasks:
                 yield from _encode_chunk(t)
             return
+        _ENCODER = png.FrameEncoder(width, height)     # built once, inherited by the forked workers
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for pngs in pool.imap(_encode_chunk, tasks):
-                yield from pngs
+            for entries in pool.imap(_encode_chunk, tasks):
+                yield from entries
     finally:
         _RENDER = None
+
+
+class _ZipWriter:
+    """A minimal ZIP writer for entries deflated elsewhere (the layer workers); sha256 while writing.
+
+    Plain ZIP (no ZIP64): at most 65535 entries and 4 GiB, far above any SL1 job (150 mm at 0.01 mm).
+    """
+
+    def __init__(self, f, when: datetime) -> None:
+        t = when.astimezone(UTC)
+        self._f, self._sha, self._dir, self._at = f, hashlib.sha256(), [], 0
+        self._time = (t.hour << 11) | (t.minute << 5) | (t.second // 2)
+        self._date = ((t.year - 1980) << 9) | (t.month << 5) | t.day
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._sha.update(data)
+        self._at += len(data)
+
+    def add(self, name: str, entry: Entry) -> None:
+        size, crc, deflated = entry
+        raw = name.encode("ascii")
+        fields = (20, 0, 8, self._time, self._date, crc, len(deflated), size, len(raw), 0)
+        self._dir.append((fields, raw, self._at))
+        self._write(struct.pack("<IHHHHHIIIHH", 0x04034B50, *fields) + raw + deflated)
+
+    def close(self) -> str:
+        if len(self._dir) > 0xFFFF or self._at > 0xFFFFFFFF:
+            raise InputError(f"SL1 archive too large for a plain ZIP ({len(self._dir)} entries, {self._at} bytes)",
+                             hint="use a coarser layer height")
+        start = self._at
+        for (_, *fields), raw, offset in self._dir:
+            self._write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x0314, 20, *fields, 0, 0, 0,
+                                    0o644 << 16, offset) + raw)
+        n = len(self._dir)
+        self._write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, self._at - start, start, 0))
+        return self._sha.hexdigest()
 
 
 def write_sl1(path: Path, job: Sl1Job, n_layers: int, render: Render,
@@ -151,35 +197,20 @@ def write_sl1(path: Path, job: Sl1Job, n_layers: int, render: Render,
         workers = min(4, os.cpu_count() or 1)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            zf.writestr(_info("config.ini", job.created), job.config_ini())
-            zf.writestr(_info("prusaslicer.ini", job.created), job.prusaslicer_ini())
-            for i, data in enumerate(_encoded_layers(n_layers, job.width_px, job.height_px, render, workers)):
-                zf.writestr(_info(layer_name(job.job_dir, i), job.created), data)
+        with open(tmp, "wb") as f:
+            zw = _ZipWriter(f, job.created)
+            zw.add("config.ini", _entry(job.config_ini().encode("utf-8")))
+            zw.add("prusaslicer.ini", _entry(job.prusaslicer_ini().encode("utf-8")))
+            for i, entry in enumerate(_encoded_layers(n_layers, job.width_px, job.height_px, render, workers)):
+                zw.add(layer_name(job.job_dir, i), entry)
             for (w, h), data in sorted((thumbnails or {}).items()):
-                zf.writestr(_info(f"thumbnail/thumbnail{w}x{h}.png", job.created), data)
-        digest = _sha256(tmp)
+                zw.add(f"thumbnail/thumbnail{w}x{h}.png", _entry(data))
+            digest = zw.close()
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return digest
-
-
-def _info(name: str, when: datetime) -> zipfile.ZipInfo:
-    t = when.astimezone(UTC)
-    zi = zipfile.ZipInfo(name, date_time=(t.year, t.month, t.day, t.hour, t.minute, t.second))
-    zi.compress_type = zipfile.ZIP_DEFLATED
-    zi.external_attr = 0o644 << 16
-    return zi
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ reading

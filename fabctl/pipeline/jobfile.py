@@ -114,7 +114,7 @@ def _thumbnails(stack: SliceStack) -> dict[tuple[int, int], bytes]:
 
 
 def build_job(stack: SliceStack, printer: PrinterProfile, resin: ResinProfile, out: Path, job_name: str,
-              aa: int = 4, binary: bool = False, workers: int | None = None) -> tuple[str, str, float]:
+              aa: int = 5, binary: bool = False, workers: int | None = None) -> tuple[str, str, float]:
     """Write the printer's job file for ``stack``; returns (sha256, format label, print time s)."""
     e = resin.exposure
     if printer.job_format == "sl1":

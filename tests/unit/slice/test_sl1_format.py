@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,7 @@ def test_archive_layout_and_config(channel_job):
     assert a.n_layers == st.n_layers and int(a.config["numFast"]) + int(a.config["numSlow"]) == st.n_layers
     assert float(a.config["usedMaterial"]) == pytest.approx(st.volume_mm3 / 1000, rel=1e-5)
     assert set(a.thumbnails.values()) == {(400, 400), (800, 480)}
-    assert sl1._sha256(out) == sha
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == sha
     img = a.layer(0)
     assert img.shape == (2560, 1620) and img.dtype == np.uint8
 
