@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -82,6 +83,8 @@ def main() -> None:
     """Console entry point: run the app and map every failure to one line and its exit code."""
     _register(sys.argv[1:])
     debug = os.environ.get("FABCTL_DEBUG") == "1"
+    if not debug:  # library log records are not CLI output (Python's last-resort handler would print
+        logging.getLogger("fabctl").addHandler(logging.NullHandler())  # them); the daemon logs its own
     try:
         code = app(standalone_mode=False)  # typer.Exit(n) comes back as a return value here
     except FabctlError as err:
