@@ -7,7 +7,8 @@ Dialect (what the mock printer in hardware/ and the reader here agree on):
   ``G90`` (absolute), ``M5`` (beam off);
 * per layer ``;LAYER:<n>`` and ``;Z:<mm>``; the platform moves to the layer (``G1 Z.. F..``); ``M3 S<mW>``
   sets the beam power; ``;TYPE:CONTOUR`` then for each loop a ``G0`` jump (beam off) to its first point and
-  ``G1`` marks (beam on) around it, closed; ``;TYPE:HATCH`` then ``G0`` / ``G1`` pairs; ``M5``; the peel:
+  ``G1`` marks (beam on) around it, closed (the layer's first ``G0`` carries the scan feed, so the jump does
+  not inherit the platform's Z feed); ``;TYPE:HATCH`` then ``G0`` / ``G1`` pairs; ``M5``; the peel:
   ``G1 Z<z + peel> F..`` and back down to the next layer;
 * ``F`` on marks is the scan speed in mm/min; layer 0 is scanned slower by ``exposure_s /
   first_exposure_s`` (more energy per area, as the first exposure is longer on LCD printers);
@@ -98,6 +99,7 @@ def layer_lines(job: LaserJob, layer: LaserLayer, i: int, next_z: float | None) 
     feed = f"F{speed * 60.0:.0f}"
     out = [f";LAYER:{i}", f";Z:{layer.z_mm:.4f}", f"G1 Z{layer.z_mm:.4f} F{job.z_feed_mm_min:.0f}",
            f"M3 S{job.power_mw:g}", ";TYPE:CONTOUR"]
+    first = len(out)  # the layer's first jump carries the scan feed: the Z move left F at the platform's speed
     for c in layer.contours:
         out.append(f"G0 X{c[0, 0]:.4f} Y{c[0, 1]:.4f}")
         marks = _xy(np.vstack([c[1:], c[:1]]), "G1")
@@ -107,6 +109,9 @@ def layer_lines(job: LaserJob, layer: LaserLayer, i: int, next_z: float | None) 
     for s in layer.hatches:
         out.append(f"G0 X{s[0, 0]:.4f} Y{s[0, 1]:.4f}")
         out.append(f"G1 X{s[1, 0]:.4f} Y{s[1, 1]:.4f} {feed}")
+    if len(out) > first + 1:
+        jump = first if out[first].startswith("G0") else first + 1  # no contours: the first hatch jump
+        out[jump] += f" {feed}"
     out.append("M5")
     if next_z is not None:
         out += [f"G1 Z{layer.z_mm + job.peel_mm:.4f} F{job.z_feed_mm_min:.0f}"]

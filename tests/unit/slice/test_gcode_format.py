@@ -84,3 +84,21 @@ def test_small_box_job(tmp_path):
     st = slice_mesh(b.vertices, b.faces, 0.05, placement_mm=placement_as_is(b.vertices, printer))
     sha, fmt, t = build_job(st, printer, resin, tmp_path / "b.gcode", "case-1")
     assert fmt == "gcode" and len(sha) == 64 and t > 0
+
+
+def test_every_layers_first_jump_carries_the_scan_feed(channel):
+    """After the platform's slow Z move, the layer's first G0 must not inherit the Z feed."""
+    _, _, out, printer = channel
+    lines = out.read_text().splitlines()
+    z_feed = [ln for ln in lines if ln.startswith("G1 Z")][0].split(" F")[1]
+    firsts, want = [], None
+    for k, ln in enumerate(lines):
+        if ln.startswith(";LAYER:"):
+            jump = next(x for x in lines[k:] if x.startswith("G0"))
+            firsts.append(jump)
+    assert len(firsts) > 100
+    feeds = {j.rsplit(" F", 1)[1] for j in firsts[1:]}
+    marks = {ln.rsplit(" F", 1)[1] for ln in lines if ln.startswith("G1 X") and " F" in ln}
+    want = feeds.pop()
+    assert not feeds and want in marks and want != z_feed
+    assert " F" in firsts[0] and firsts[0].rsplit(" F", 1)[1] != z_feed
