@@ -77,14 +77,19 @@ def slice_cmd(
     preview_path: Path | None = typer.Option(None, "--preview", help="Also write a contact-sheet PNG."),
     binary: bool = typer.Option(False, "--binary", help="Binary CLI (CLI printers only)."),
     aa: int = typer.Option(5, "--aa", min=1, max=16, help="SL1 anti-aliasing sub-rows (1 = binary; odd counts never round a half-covered pixel up)."),
+    lot: str | None = typer.Option(None, "--lot", help="Resin lot (a CASE without --as-is: the print's gates)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Slice a case's design or a mesh into the printer's job file (SL1, laser G-code or CLI)."""
     t0 = time.perf_counter()
     actor = operator() if case_id is not None else None
     if case_id is not None and not as_is:
-        raise CheckFailed("orient/support stages not available; a case cannot be sliced for printing yet",
-                          hint="use --as-is to slice the design in its given pose, without supports, for inspection")
+        if layer_height is not None or binary or aa != 5 or preview_path is not None:
+            raise InputError("--layer-height, --binary, --aa and --preview go with --as-is or --mesh; a case is "
+                             "sliced for printing with the print's own settings",
+                             hint="the print's layer preview is in the job artifact (see --json)")
+        _slice_for_print(case_id, printer_id, resin_id, lot, out, json_out, actor)
+        return
     printer, resin = profiles.printer(printer_id), profiles.resin(resin_id)
     if printer.technology not in resin.compatible_technologies:
         raise CheckFailed(f"resin {resin.id} is not for {printer.technology} printers ({printer.id})")
@@ -115,6 +120,31 @@ def slice_cmd(
     c = report.counts
     typer.echo(f"checks: {c['islands']} islands, {c['resin_traps']} resin traps, {c['suction_cups']} suction cups")
     typer.echo("AS-IS: given pose, no supports: for inspection, not for a patient's guide", err=True)
+
+
+def _slice_for_print(case_id: str, printer_id: str, resin_id: str, lot: str | None, out: Path | None,
+                     json_out: bool, actor: str) -> None:
+    """A case sliced for printing: the print's gates and stages up to the job file (cached), nothing sent."""
+    import shutil
+
+    from fabctl.db import open_db
+    from fabctl.pipeline import prepare
+
+    prep = prepare(open_db(home()), case_id, printer_id, resin_id, lot, actor, home=home())
+    if out is not None:
+        shutil.copyfile(prep.job_file, out)
+    doc = {"ok": True, "case": case_id, "revision": prep.revision, "as_is": False,
+           "job": {"path": str(out or prep.job_file), "artifact": str(prep.job_file), "sha256": prep.job_sha256,
+                   "format": prep.job_format}, "layers": prep.layers, "printer": prep.printer_id,
+           "resin": prep.resin_id, "lot": prep.lot, "stages": [st.as_dict() for st in prep.stages],
+           "pictures": prep.pictures}
+    if json_out:
+        emit_json(doc)
+        return
+    typer.echo(f"{out or prep.job_file}: {prep.job_format}, {prep.layers} layers, supported and oriented for "
+               f"{prep.printer_id}; sha256 {prep.job_sha256}")
+    typer.echo("stages: " + ", ".join(f"{st.name} {st.seconds:.1f} s{' (cached)' if st.cached else ''}"
+                                      for st in prep.stages))
 
 
 def _doc(stack, report, printer, resin, out, sha, fmt, t_print, case_id, rev) -> dict:

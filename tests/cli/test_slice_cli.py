@@ -63,3 +63,31 @@ def test_preview_png(tmp_path, mesh):
             str(tmp_path / "x.gcode"), "--preview", str(pv))
     assert r.code == 0, r.err
     assert pv.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_case_is_sliced_for_printing_through_the_print_stages(tmp_path):
+    """Without --as-is a case goes through the print's gates and cached stages up to the job file; nothing sent."""
+    from tests.integration.print_fixtures import fabctl as fab
+    from tests.integration.print_fixtures import fast_profiles
+    from tests.integration.print_small_case import write_small_guide
+
+    home, prof = tmp_path / "home", fast_profiles(tmp_path / "profiles")
+    stl, plan = write_small_guide(tmp_path / "design")
+    assert fab(home, prof, "case", "new", "small-1", "--mesh", str(stl), "--plan", str(plan), "--units", "mm").code == 0
+    out = tmp_path / "small.gcode"
+    r = fab(home, prof, "slice", "small-1", "-o", str(out), "--json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    names = [s["name"] for s in doc["stages"]]
+    assert names[-4:] == ["orient", "support", "slice", "job"] and not any(s["cached"] for s in doc["stages"])
+    import hashlib
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == doc["job"]["sha256"] and doc["as_is"] is False
+    assert "M3 S" in out.read_text() and doc["layers"] > 10
+    again = json.loads(fab(home, prof, "slice", "small-1", "--json").out)
+    assert all(s["cached"] for s in again["stages"] if s["name"] != "revision")
+    assert again["job"]["sha256"] == doc["job"]["sha256"]
+    events = json.loads(fab(home, prof, "trace", "show", "small-1", "--json").out)
+    types = [e["type"] for e in (events["events"] if isinstance(events, dict) else events)]
+    assert "pipeline.stage" in types and "print.started" not in types
+    bad = fab(home, prof, "slice", "small-1", "--layer-height", "0.1")
+    assert_one_line_error(bad, 2, "--as-is")
