@@ -204,8 +204,16 @@ def transition(db: Database, job_id: str, to: JobState | str, *, actor: str, rea
     """Move a job to ``to`` if ``TRANSITIONS`` allows it (CheckFailed naming from/to if not); one
     ``job.state`` trace event in the same transaction. ``extra``: machine values for the event's ``detail``."""
     with db.write() as cur:
-        return _transition(cur, _get(cur, job_id), JobState(to), actor=actor, reason=reason,
-                           last_line=last_line, last_layer=last_layer, extra=extra)
+        return transition_in(cur, job_id, to, actor=actor, reason=reason, last_line=last_line,
+                             last_layer=last_layer, extra=extra)
+
+
+def transition_in(cur, job_id: str, to: JobState | str, *, actor: str, reason: str | None = None,
+                  last_line: int | None = None, last_layer: int | None = None, extra: dict | None = None) -> Job:
+    """``transition`` inside the caller's ``db.write()`` transaction, so a job's state change commits together
+    with the caller's own records (the print's end, its device serial) or not at all."""
+    return _transition(cur, _get(cur, job_id), JobState(to), actor=actor, reason=reason,
+                       last_line=last_line, last_layer=last_layer, extra=extra)
 
 
 def record_progress(db: Database, job_id: str, *, last_line: int | None = None,

@@ -4,7 +4,9 @@ Runs the gates and the stages (``fabctl.pipeline.prepare``: revision, validate, 
 file, each cached by the hash of its inputs) and then the transport (``fabctl.pipeline.run_transport``) on
 a job created in ``fabctl.jobstore``, so direct and queued prints share job ids, states, the
 one-active-job-per-case rule and printer ownership: the direct print holds the printer's lease while it runs
-and refuses a printer a daemon owns. ``--queue`` only creates a queued job for ``fabctl queue serve``.
+and refuses a printer a daemon owns. A print that ends ``done`` has its device serial (``device_serials``,
+assigned in the transaction that records the end). ``--queue`` only creates a queued job for ``fabctl queue
+serve``.
 
 ``--lot`` is required for a clinical resin. A demo resin (``clinical_use = false``, e.g. demo-grey) without
 ``--lot`` prints from the built-in lot ``DEMO`` (never expires; recorded as such). Exit 3 when a gate refuses
@@ -30,6 +32,7 @@ from fabctl.cli.common import emit_json, home, is_tty, operator
 from fabctl.db import Database, open_db
 from fabctl.errors import CheckFailed, FabctlError, InputError
 from fabctl.pipeline import prepare, run_transport
+from fabctl.records import devices
 from fabctl.trace import log
 from fabctl.transport.base import PrinterStatus
 
@@ -148,6 +151,7 @@ def _direct(db: Database, case: str, printer: profiles.PrinterProfile, resin: pr
             "job_file_sha256": prepared.job_sha256, "job_format": prepared.job_format, "layers": prepared.layers,
             "stages": [s.as_dict() for s in stages], "pictures": prepared.pictures,
             "artifacts": prepared.artifacts, "seconds": round(time.monotonic() - t0, 3),
+            "device_serials": [d.serial for d in devices.case_devices(db, case) if d.build_id == job.job_id],
             "trace_head": log.events(db, case)[-1].hash}
 
 
@@ -181,6 +185,8 @@ def print_cmd(
         took = "cached" if s["cached"] else f"{s['seconds']:.2f} s"
         typer.echo(f"  {s['name']:>9}: {took}")
     typer.echo(f"  job file: {doc['job_file']} (sha256 {doc['job_file_sha256']})")
+    if doc["device_serials"]:
+        typer.echo(f"  device serial: {', '.join(doc['device_serials'])}")
     for p in doc["pictures"]:
         typer.echo(f"  picture: {p}")
     typer.echo(f"  trace head: {doc['trace_head']}")

@@ -45,12 +45,25 @@ def serve(
     kw = {"owner": owner} if owner else {}
     cfg = DaemonConfig(home=home(), printers=ids, on_stop=on_stop, poll_s=poll_s,  # type: ignore[arg-type]
                        lease_s=lease_s, **kw)
+    _register_mock_printers(cfg.printers)
     summary = run(cfg)
     if json_out:
         emit_json(summary)
     else:
         typer.echo(f"queue daemon {summary['owner']} stopped; recovered (interrupted): "
                    f"{', '.join(summary['recovered']) or 'none'}", err=True)
+
+
+def _register_mock_printers(printer_ids: list[str]) -> None:
+    """The simulated printers' ``mockprinter://`` scheme must be known to pyserial before a worker opens
+    one (case jobs open their printer through ``fabctl.pipeline.run_transport``)."""
+    from fabctl import profiles
+    from fabctl.cli.send import register_mock_urls
+
+    for pid in printer_ids:
+        t = profiles.printer(pid).transport
+        if t.kind == "serial":
+            register_mock_urls(t.url)
 
 
 def _states(values: list[str] | None) -> list[JobState] | None:

@@ -1,12 +1,16 @@
 """The transport stage: send a prepared job file to its printer and follow it to a terminal state.
 
 ``run_transport(db, job, prepared, printer_profile, actor, cancel, on_status)`` is shared by ``fabctl print``
-and the queue daemon. It moves the job ``preparing → sending → printing → done | failed | cancelled``
-through ``fabctl.jobstore.transition`` and writes ``print.started`` (when the printer took the job) and
-``print.finished``: ``done`` only when the driver itself reported ``done``; on a failure the reason and the
-last confirmed line and layer. A transport failure raises ``TransportError`` (exit 4) after the job is
-marked failed. A hot folder only delivers the file (the machine runs it on its own): the job is left
-``printing`` and no ``print.finished`` is written until someone records the outcome.
+and the queue daemon. It moves the job ``preparing → sending → printing → done | failed | cancelled |
+interrupted`` through ``fabctl.jobstore`` and writes ``print.started`` (when the printer took the job) and
+``print.finished``: ``done`` only when the driver itself reported ``done``; otherwise the reason and the
+last confirmed line and layer. ``print.finished``, the device serial of a ``done`` print
+(``fabctl.records.devices.assign_device``) and the job's terminal transition are one write transaction, so
+a done job always has its serial. A cancel token of kind ``interrupt`` (the daemon's ``--on-stop interrupt``
+or a lost lease) ends the job ``interrupted``, any other cancel ``cancelled``. A transport failure raises
+``TransportError`` (exit 4) after the job is marked failed. A hot folder only delivers the file (the machine
+runs it on its own): the job is left ``printing`` and no ``print.finished`` is written until someone records
+the outcome.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from fabctl.jobstore import Job
 from fabctl.jobstore import JobState as QState
 from fabctl.pipeline.runner import Prepared, StageRecord
 from fabctl.profiles import PrinterProfile
+from fabctl.records import devices
 from fabctl.trace import log
 from fabctl.trace.print_events import PrintFinished, PrintStarted, StageRecorded
 from fabctl.transport import registry
@@ -95,28 +100,46 @@ def run_transport(db: Database, job: Job, prepared: Prepared, printer_profile: P
     if final is not None and final.state is JobState.printing and kind == "hotfolder":
         _stage(db, prepared, job, t0, stages, actor)
         return QState.printing
-    if final is not None and final.state is JobState.done:
-        state = QState.done
-    elif final is not None and final.state is JobState.cancelled or (reason is None and is_cancelled()):
-        state, reason = QState.cancelled, reason or (final.message if final else None) or "cancelled"
-    else:
-        state = QState.failed
-        reason = reason or (f"printer ended the job {final.state.value}: {final.message or 'no reason given'}"
-                            if final is not None else "no final status from the printer")
-    if started is not None:
-        log.record(db, prepared.case, PrintFinished(
-            job_id=job.job_id, state=state.value, revision=prepared.revision, design_sha256=prepared.design_sha256,
-            job_sha256=prepared.job_sha256, printer_id=printer_profile.id, resin_id=prepared.resin_id,
-            resin_lot=prepared.lot, resin_lot_expires=prepared.lot_expires, started_utc=started,
-            finished_utc=_now(), reason=None if state is QState.done else (reason or "")[:600],
-            last_confirmed_line=None if state is QState.done else line,
-            last_confirmed_layer=None if state is QState.done else layer, fabctl_version=__version__), actor)
-    jobstore.transition(db, job.job_id, state, actor=actor, reason=reason, last_line=line, last_layer=layer)
+    state, reason = _outcome(final, reason, cancel, is_cancelled())
+    with db.write() as cur:
+        if started is not None:
+            log.append(cur, prepared.case, PrintFinished(
+                job_id=job.job_id, state=state.value, revision=prepared.revision,
+                design_sha256=prepared.design_sha256, job_sha256=prepared.job_sha256,
+                printer_id=printer_profile.id, resin_id=prepared.resin_id, resin_lot=prepared.lot,
+                resin_lot_expires=prepared.lot_expires, started_utc=started, finished_utc=_now(),
+                reason=None if state is QState.done else (reason or "")[:600],
+                last_confirmed_line=None if state is QState.done else line,
+                last_confirmed_layer=None if state is QState.done else layer,
+                fabctl_version=__version__), actor)
+            if state is QState.done:
+                devices.assign_device(cur, prepared.case, job.job_id, printer_profile.id, quantity=1,
+                                      actor=actor)
+        # the job's terminal transition in the same transaction as print.finished and the serials
+        jobstore.transition_in(cur, job.job_id, state, actor=actor, reason=reason, last_line=line,
+                               last_layer=layer)
     _stage(db, prepared, job, t0, stages, actor)
     if state is QState.failed:
         raise TransportError(f"job {job.job_id} on printer {printer_profile.id} failed: {reason}",
                              hint="the part is not printed; `fabctl print` again starts at the transport")
     return state
+
+
+def _outcome(final: PrinterStatus | None, reason: str | None, cancel: Any,
+             cancelled: bool) -> tuple[QState, str | None]:
+    """The job's terminal state and reason: ``done`` only when the printer said so; a cancel whose token is
+    of kind ``interrupt`` (the daemon stopping with ``--on-stop interrupt``, a lost lease) ends
+    ``interrupted``."""
+    if final is not None and final.state is JobState.done:
+        return QState.done, None
+    if final is not None and final.state is JobState.cancelled or (reason is None and cancelled):
+        why = reason or getattr(cancel, "reason", None) or (final.message if final else None)
+        if getattr(cancel, "kind", None) == "interrupt":
+            return QState.interrupted, why or "interrupted"
+        return QState.cancelled, why or "cancelled"
+    return QState.failed, reason or (
+        f"printer ended the job {final.state.value}: {final.message or 'no reason given'}"
+        if final is not None else "no final status from the printer")
 
 
 def _stage(db: Database, prepared: Prepared, job: Job, t0: float, stages: list[StageRecord] | None,
