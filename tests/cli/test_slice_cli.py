@@ -54,7 +54,8 @@ def test_refusals(tmp_path, mesh):
     r = run(home, "slice", "--as-is", "-o", str(tmp_path / "x.gcode"))
     assert_one_line_error(r, 2, "either")
     r = run(home, "slice", "case-1", "-o", str(tmp_path / "x.gcode"))
-    assert_one_line_error(r, 3, "orient/support")
+    assert_one_line_error(r, 2, "unknown case")
+    assert not (tmp_path / "x.gcode").exists()
 
 
 def test_preview_png(tmp_path, mesh):
