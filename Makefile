@@ -20,20 +20,12 @@ $(STAMP): pyproject.toml hardware/pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,postgres]' -e ./hardware
 	touch $(STAMP)
 
+# the whole job on the simulated SL1S-class printer (mock PrusaLink started and stopped by the script, exposure
+# scaled down): register, validate, support, print, trace, verify, DRAFT device history record; see
+# hardware/demo/demo.sh. DEMO_TIME_SCALE=0.001 (seconds of mock time per second of exposure) by default.
 demo: $(STAMP)
 	rm -rf $(DEMO_HOME)
-	$(FABCTL) profile check
-	$(FABCTL) case new case-42 --mesh examples/case-42/guide.stl --plan examples/case-42/plan.json --units mm
-	$(FABCTL) validate case-42 --render $(DEMO_HOME)/pictures
-	$(FABCTL) support case-42 --render $(DEMO_HOME)/pictures
-	$(FABCTL) printer status sim-laser
-	$(FABCTL) print case-42
-	$(FABCTL) case show case-42
-	$(FABCTL) trace show case-42
-	$(FABCTL) trace verify
-	@echo "validation and support pictures: $(DEMO_HOME)/pictures"
-	@echo "job file and layer preview: $(DEMO_HOME)/cases/case-42/artifacts/job-*/"
-	@ls $(DEMO_HOME)/cases/case-42/artifacts/job-*/
+	hardware/demo/demo.sh $(DEMO_HOME) $(BIN)/fabctl
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
