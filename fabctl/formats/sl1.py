@@ -27,6 +27,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 import struct
 import zipfile
 from collections.abc import Callable, Iterator
@@ -130,6 +131,13 @@ def _encode_chunk(args: tuple[int, int, int, int]) -> list[Entry]:
     return [_entry(_ENCODER.encode_tile(*_RENDER(i))) for i in range(start, stop)]
 
 
+def _worker_signals() -> None:
+    """Forked workers take the default SIGTERM and ignore SIGINT: the parent's handlers (a print turning
+    SIGTERM into an interrupt) must not run in them; the parent decides and stops the pool."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _encoded_layers(n_layers: int, width: int, height: int, render: Render, workers: int) -> Iterator[Entry]:
     global _RENDER, _ENCODER
     chunk = 16
@@ -141,9 +149,14 @@ def _encoded_layers(n_layers: int, width: int, height: int, render: Render, work
                 yield from _encode_chunk(t)
             return
         _ENCODER = png.FrameEncoder(width, height)     # built once, inherited by the forked workers
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
+        try:
             for entries in pool.imap(_encode_chunk, tasks):
                 yield from entries
+            pool.close()          # workers exit on their own: no SIGTERM into a worker
+            pool.join()
+        finally:
+            pool.terminate()      # only matters when the consumer stopped early or failed
     finally:
         _RENDER = None
 

@@ -94,3 +94,25 @@ def test_zip_writer_makes_a_valid_archive_identical_across_worker_counts(tmp_pat
         want = np.zeros((H, W), dtype=np.uint8)
         want[r0:r0 + t.shape[0], c0:c0 + t.shape[1]] = t
         assert np.array_equal(arch.layer(i), want)
+
+
+def test_layer_workers_never_run_the_parents_sigterm_handler(tmp_path):
+    """`fabctl print` turns SIGTERM into an interrupt; the forked layer workers must neither inherit that
+    handler nor be stopped with SIGTERM when they finish (it printed a stray KeyboardInterrupt traceback)."""
+    import os
+    import signal
+
+    calls = tmp_path / "sigterm-calls"
+
+    def handler(signum, frame):
+        with open(calls, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        n = 70
+        sl1.write_sl1(tmp_path / "enc.sl1", _job(tmp_path, n), n, _render,
+                      {(4, 4): png.encode(np.zeros((4, 4, 4), np.uint8))}, 2)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert not calls.exists(), calls.read_text()
