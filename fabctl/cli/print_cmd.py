@@ -96,6 +96,14 @@ def _interrupted(db: Database, job: Any, actor: str) -> None:
                             reason="fabctl print was interrupted (Ctrl-C or SIGTERM); never resumed: print again")
 
 
+def _failed(db: Database, job: Any, actor: str, reason: str) -> None:
+    if job is None:
+        return
+    now = jobstore.get(db, job.job_id)
+    if now.state not in jobstore.TERMINAL:
+        jobstore.transition(db, job.job_id, jobstore.JobState.failed, actor=actor, reason=reason)
+
+
 def _sigterm(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -121,6 +129,9 @@ def _direct(db: Database, case: str, printer: profiles.PrinterProfile, resin: pr
         raise CheckFailed(f"printer {printer.id} is owned by {jobstore.printer_owner(db, printer.id)}",
                           hint=f"hand the job to the queue: fabctl print {case} --queue")
     t0 = time.monotonic()
+    # a print that died without a word (killed, power cut) leaves its job in flight with a lapsed lease: mark
+    # such jobs interrupted first, as a starting daemon does, so the case is not blocked forever; live ones stay
+    jobstore.recover(db, actor=actor)
     try:
         job = jobstore.create(db, case_id=case, printer_id=printer.id, resin_id=resin.id, lot=lot, actor=actor,
                               queued=False, owner=owner)
@@ -143,6 +154,9 @@ def _direct(db: Database, case: str, printer: profiles.PrinterProfile, resin: pr
                                   stages=stages)
     except KeyboardInterrupt:   # Ctrl-C or SIGTERM: never leave the job looking alive
         _interrupted(db, locals().get("job"), actor)
+        raise
+    except Exception as err:    # a bug: the job must not stay in flight either; the CLI boundary reports it
+        _failed(db, locals().get("job"), actor, f"internal error: {type(err).__name__}: {err}"[:600])
         raise
     finally:
         jobstore.release_printer(db, printer.id, owner)
