@@ -15,7 +15,6 @@ document: printer identity, lines sent, resends, duration, state.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from fabctl import profiles
+from fabctl.case import sha256_file
 from fabctl.cli import common
 from fabctl.errors import InputError, TransportError
 from fabctl.transport.base import JobState, PrinterStatus
@@ -39,14 +39,6 @@ MOCK_SCHEME = "mockprinter://"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def register_mock_urls(url: str) -> None:
@@ -122,7 +114,7 @@ def _finished_ok(kind: str, state: JobState) -> bool:
 
 def _run(job: Path, printer_id: str | None, port: str | None, baud: int, rx_buffer: int,
          json_out: bool) -> dict[str, Any]:
-    digest = _sha256(job)
+    digest = sha256_file(job)
     with _progress_bar(job.name, json_out) as show:
         printer, kind, where = _open(printer_id, port, baud, rx_buffer, show)
         try:

@@ -7,7 +7,6 @@ goes to stderr on a terminal, never under ``--json``.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -17,19 +16,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from fabctl.case import sha256_file
 from fabctl.cli import common
 from fabctl.errors import InputError, TransportError
 from fabctl.transport.base import JobState, PrinterStatus
 from fabctl.transport.octoprint import OctoPrintPrinter
 from fabctl.transport.prusalink import PrusaLinkPrinter
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _now() -> str:
@@ -55,7 +47,7 @@ def _run(printer: OctoPrintPrinter | PrusaLinkPrinter, kind: str, url: str, job_
     job_file = Path(job_file)
     if not job_file.is_file():
         raise InputError(f"job file {job_file} does not exist or is not a file")
-    digest = _sha256(job_file)
+    digest = sha256_file(job_file)
     with ExitStack() as stack:
         stack.callback(printer.close)
         ident = printer.connect()

@@ -3,7 +3,6 @@ transport (as ``fabctl send`` does); case jobs go through the pipeline's ``prepa
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fabctl import jobstore, profiles
+from fabctl.case import sha256_file
 from fabctl.errors import InputError, TransportError
 from fabctl.jobstore import Job, JobState
 from fabctl.transport import registry
@@ -18,27 +18,6 @@ from fabctl.transport.base import JobState as PrinterJobState
 
 log = logging.getLogger(__name__)
 
-MOCK_SCHEME = "mockprinter://"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _register_mock(url: str) -> None:
-    """``mockprinter://`` URLs (the simulated printers) need the mock's pyserial handler."""
-    if not url.startswith(MOCK_SCHEME):
-        return
-    try:
-        mock = importlib.import_module("mockprinter")
-    except ImportError:
-        raise InputError("the mock printer is not installed, so mockprinter:// URLs cannot be opened",
-                         hint="pip install -e hardware") from None
-    mock.register()
 
 
 def open_printer(printer_id: str, on_status: Callable | None = None) -> tuple[Any, str]:
@@ -46,8 +25,7 @@ def open_printer(printer_id: str, on_status: Callable | None = None) -> tuple[An
     profile = profiles.printer(printer_id)
     t = profile.transport
     overrides: dict[str, Any] = {}
-    if t.kind == "serial":
-        _register_mock(t.url)
+    if t.kind == "serial":   # mockprinter:// is registered by `fabctl queue serve` (the CLI), never here
         overrides["on_status"] = on_status
     return registry.open_printer(profile, **overrides), t.kind
 
@@ -72,7 +50,7 @@ def run_file_job(db: Any, job: Job, cfg: Any, run: Any) -> None:
     path = Path(job.job_file or "")
     if not path.is_file():
         raise InputError(f"job file {path} of {job.job_id} does not exist or is not a file")
-    digest = _sha256(path)
+    digest = sha256_file(path)
     session = getattr(run, "session", None)
     transport = profiles.printer(job.printer_id).transport
     cached = session.get("printer") if session is not None else None
