@@ -15,7 +15,8 @@ from fabctl.db import open_db
 from tests.conftest import assert_one_line_error
 from tests.integration.print_fixtures import fabctl, fast_profiles, new_case
 
-pytestmark = [pytest.mark.db, pytest.mark.timeout(180)]
+# SQLite only: the print fixtures (tests/integration/print_fixtures.py) run fabctl without FABCTL_DB_URL
+pytestmark = pytest.mark.timeout(180)
 
 
 def _env() -> dict | None:
@@ -66,3 +67,45 @@ def test_a_live_direct_print_still_blocks_its_case(fabctl_home, tmp_path):
         assert jobstore.get(db, live.job_id).state is jobstore.JobState.printing
     finally:
         db.close()
+
+
+def test_two_prints_of_one_case_at_once_one_refuses(fabctl_home, tmp_path):
+    """The second `fabctl print` of a case whose first print is still running is refused (exit 3) even on
+    another printer; SIGTERM then stops the first, whose job ends interrupted, never resumed."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.integration.print_fixtures import ROOT
+
+    prof = fast_profiles(tmp_path / "profiles")
+    new_case(fabctl_home, prof)
+    env = {**os.environ, "FABCTL_HOME": str(fabctl_home), "FABCTL_PROFILES_DIR": str(prof),
+           "FABCTL_OPERATOR": "tech1"}
+    env.pop("FABCTL_DEBUG", None)
+    first = subprocess.Popen([sys.executable, "-m", "fabctl", "print", "case-42", "--json"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, running = time.monotonic() + 120, None
+        while running is None and time.monotonic() < deadline and first.poll() is None:
+            db = open_db(fabctl_home)
+            try:
+                running = next((j for j in jobstore.list_jobs(db) if j.state in jobstore.IN_FLIGHT), None)
+            finally:
+                db.close()
+            time.sleep(0.2)
+        assert running is not None, first.communicate(timeout=5)
+        r = fabctl(fabctl_home, prof, "print", "case-42", "--printer", "sim-sl1s", env=_env())
+        assert_one_line_error(r, 3, "already has job", running.job_id)
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    db = open_db(fabctl_home)
+    try:
+        jobs = jobstore.list_jobs(db)
+        assert [j.job_id for j in jobs] == [running.job_id]        # the refused print made no job
+        assert jobs[0].state in (jobstore.JobState.interrupted, jobstore.JobState.done)
+    finally:
+        db.close()
+    assert fabctl(fabctl_home, prof, "trace", "verify", env=_env()).code == 0
