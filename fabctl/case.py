@@ -15,6 +15,15 @@ from pathlib import Path
 
 from fabctl.errors import CaseError
 
+
+def default_home() -> Path:
+    """Where fabctl's data lives: ``$FABCTL_HOME``, or the per-user ``~/.local/share/fabctl``."""
+    env = os.environ.get("FABCTL_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return (Path(base) / "fabctl").resolve()
+
 DESIGN_FILE = "design.stl"
 PLAN_FILE = "plan.json"
 SKIN_FILE = "skin.stl"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -24,12 +23,10 @@ STATE = State()
 
 
 def home() -> Path:
-    """``$FABCTL_HOME``, or the per-user default ``~/.local/share/fabctl``."""
-    env = os.environ.get("FABCTL_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return (Path(base) / "fabctl").resolve()
+    """``$FABCTL_HOME``, or the per-user default ``~/.local/share/fabctl`` (``fabctl.case.default_home``)."""
+    from fabctl.case import default_home
+
+    return default_home()
 
 
 def operator() -> str:

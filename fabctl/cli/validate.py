@@ -48,17 +48,10 @@ def _load_case(case_id: str) -> tuple[MeshInput, Plan, dict]:
 
 def _record(case_id: str, ctx: dict, report: ValidationReport, actor: str) -> int:
     from fabctl.trace import log
-    from fabctl.trace.validation_events import CheckSummary, ValidationRecorded
+    from fabctl.trace.validation_events import ValidationRecorded
 
-    ev = ValidationRecorded(
-        revision=ctx["revision"], design_sha256=ctx["design_sha256"], plan_sha256=ctx["plan_sha256"],
-        ok=report.ok, failed=[c.name for c in report.failed],
-        checks=[CheckSummary(name=c.name, passed=c.passed, severity=c.severity, value=c.value, limit=c.limit)
-                for c in report.checks],
-        min_wall_thickness_mm=report.min_wall_thickness_mm, resin=report.settings.resin,
-        resin_sha256=report.settings.resin_sha256, printer=report.settings.printer,
-        printer_sha256=report.settings.printer_sha256, triangles=report.mesh.triangles,
-        bodies=report.mesh.bodies, volume_mm3=report.mesh.volume_mm3, fabctl_version=__version__)
+    ev = ValidationRecorded.from_report(report, ctx["revision"], ctx["design_sha256"], ctx["plan_sha256"],
+                                        __version__)
     return log.record(ctx["db"], case_id, ev, actor).seq
 
 

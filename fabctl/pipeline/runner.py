@@ -12,7 +12,6 @@ sent. The queue daemon and ``fabctl print`` call the same ``prepare``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 from fabctl import __version__, intake, inventory, profiles
 from fabctl.artifacts import ArtifactCache
-from fabctl.case import DESIGN_FILE, CaseStore, sha256_file
+from fabctl.case import DESIGN_FILE, CaseStore, default_home, sha256_file
 from fabctl.db import Database
 from fabctl.errors import CheckFailed
 from fabctl.pipeline import gates
@@ -69,15 +68,6 @@ class Prepared:
     stages: list[StageRecord] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
     pictures: list[str] = field(default_factory=list)
-
-
-def fabctl_home() -> Path:
-    """``$FABCTL_HOME`` or the per-user default (the same rule as the CLI)."""
-    env = os.environ.get("FABCTL_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return (Path(base) / "fabctl").resolve()
 
 
 def _noop(*_a: Any) -> None:
@@ -158,7 +148,7 @@ def prepare(db: Database, case_id: str, printer_id: str | None, resin_id: str | 
             process_id: str = DEFAULT_PROCESS, cancel: Callable[[], bool] | None = None,
             job_id: str | None = None) -> Prepared:
     """Run the gates and the stages up to the job file (module docs); ``CheckFailed`` for a refusal."""
-    home = home or fabctl_home()
+    home = home or default_home()
     printer = profiles.printer(printer_id or profiles.DEFAULT_PRINTER)
     resin = profiles.resin(resin_id or profiles.DEFAULT_RESIN)
     process = load_process(process_id)

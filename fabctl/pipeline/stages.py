@@ -39,7 +39,7 @@ from fabctl.profiles import PrinterProfile, ResinProfile, profile_hash
 from fabctl.slicestack import SliceStack
 from fabctl.trace import log
 from fabctl.trace.slice_events import SliceRecorded
-from fabctl.trace.validation_events import CheckSummary, ValidationRecorded
+from fabctl.trace.validation_events import ValidationRecorded
 
 STAGE_NAMES = ("revision", "validate", "orient", "support", "slice", "job")
 
@@ -134,15 +134,8 @@ class ValidateStage:
             w.facts.fits, w.facts.fit_detail = fit.passed, fit.message
         if fit is not None and not fit.passed and [c.name for c in report.failed] == ["fits_build_volume"]:
             w.facts.validation_ok = True   # the part_fit gate speaks for this one
-        log.record(w.db, w.case, ValidationRecorded(
-            revision=w.rev.revision, design_sha256=w.rev.design_sha256, plan_sha256=w.rev.plan_sha256,
-            ok=report.ok, failed=[c.name for c in report.failed],
-            checks=[CheckSummary(name=c.name, passed=c.passed, severity=c.severity, value=c.value, limit=c.limit)
-                    for c in report.checks],
-            min_wall_thickness_mm=report.min_wall_thickness_mm, resin=report.settings.resin,
-            resin_sha256=report.settings.resin_sha256, printer=report.settings.printer,
-            printer_sha256=report.settings.printer_sha256, triangles=report.mesh.triangles,
-            bodies=report.mesh.bodies, volume_mm3=report.mesh.volume_mm3, fabctl_version=__version__), w.actor)
+        log.record(w.db, w.case, ValidationRecorded.from_report(
+            report, w.rev.revision, w.rev.design_sha256, w.rev.plan_sha256, __version__), w.actor)
 
 
 class OrientStage:

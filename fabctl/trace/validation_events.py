@@ -8,7 +8,7 @@ revision; the revision itself is registered by ``design.registered`` (origin ``r
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,21 @@ class ValidationRecorded(Event):
     bodies: int = Field(ge=0)
     volume_mm3: float
     fabctl_version: str
+
+    @classmethod
+    def from_report(cls, report: Any, revision: int, design_sha256: str, plan_sha256: str,
+                    fabctl_version: str) -> ValidationRecorded:
+        """The event for a ``fabctl.mesh.report.ValidationReport`` (taken by its fields: mesh and trace are
+        one layer and do not import each other)."""
+        return cls(
+            revision=revision, design_sha256=design_sha256, plan_sha256=plan_sha256, ok=report.ok,
+            failed=[c.name for c in report.failed],
+            checks=[CheckSummary(name=c.name, passed=c.passed, severity=c.severity, value=c.value, limit=c.limit)
+                    for c in report.checks],
+            min_wall_thickness_mm=report.min_wall_thickness_mm, resin=report.settings.resin,
+            resin_sha256=report.settings.resin_sha256, printer=report.settings.printer,
+            printer_sha256=report.settings.printer_sha256, triangles=report.mesh.triangles,
+            bodies=report.mesh.bodies, volume_mm3=report.mesh.volume_mm3, fabctl_version=fabctl_version)
 
 
 class FixSummary(BaseModel):
