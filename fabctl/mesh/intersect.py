@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,29 +44,34 @@ def _cells(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, g: float) -> tupl
     return i0, i1
 
 
-def _expand(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every cell of every box: (owner index (k,), cell coordinates (k, 3)). One axis at a time, so boxes one
-    cell wide along an axis (most of them) cost a gather there, not a repeat."""
+def _expand(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cell of every box: (owner index (k,), cell coordinates (k, 3), (k,) uint8 bit mask: bit ``ax`` set
+    when the cell is the box's first cell along axis ``ax``). One axis at a time, so boxes one cell wide along
+    an axis (most of them) cost a gather there, not a repeat."""
     owner = np.arange(len(i0))
     cols: list[np.ndarray] = []
+    first = np.full(len(i0), 7, dtype=np.uint8)
     for ax in range(3):
-        rep = (i1[:, ax] - i0[:, ax] + 1)[owner]
+        rep = np.take(i1[:, ax] - i0[:, ax] + 1, owner)
         if len(rep) and rep.max() > 1:
             starts = np.cumsum(rep) - rep
             owner = np.repeat(owner, rep)
             cols = [np.repeat(c, rep) for c in cols]
+            first = np.repeat(first, rep)
             off = np.arange(len(owner)) - np.repeat(starts, rep)
-            cols.append(i0[owner, ax] + off)
+            first[off > 0] &= np.uint8(7 ^ (1 << ax))
+            cols.append(np.take(i0[:, ax], owner) + off)
         else:
-            cols.append(i0[owner, ax])
-    return owner, np.column_stack(cols) if cols else np.zeros((0, 3), dtype=np.int64)
+            cols.append(np.take(i0[:, ax], owner))
+    return owner, np.column_stack(cols) if cols else np.zeros((0, 3), dtype=np.int64), first
 
 
 @dataclass
 class Sweep:
     """Grid entries in sweep order: tri, keys : (k,) triangle and cell of each entry; count : (k,) later
     entries of the same cell overlapping it in x; csum : cumulative count; lo32, hi32 : per axis (k,) float32
-    boxes rounded outwards; fv : per corner (k,) vertex indices."""
+    boxes rounded outwards; fv : per corner (k,) vertex indices; first : (k,) uint8, bit ``ax`` set when the
+    entry's cell is the first cell of its triangle's box along axis ``ax``."""
 
     tri: np.ndarray
     keys: np.ndarray
@@ -74,6 +80,7 @@ class Sweep:
     lo32: list
     hi32: list
     fv: list
+    first: np.ndarray
 
 
 @dataclass
@@ -83,6 +90,7 @@ class TriangleGrid:
     lo, hi : (m, 3) box corners; origin : (3,); dims : (3,) cells per axis
     keys : (k,) sorted cell keys of the entries; tri : (k,) triangle of each entry
     ukeys : (c,) distinct occupied cell keys; ustart : (c + 1,) entry range of each occupied cell
+    first : (k,) uint8 per entry, bit ``ax`` set when its cell is the first of its box along axis ``ax``
     """
 
     lo: np.ndarray
@@ -94,6 +102,7 @@ class TriangleGrid:
     tri: np.ndarray
     ukeys: np.ndarray
     ustart: np.ndarray
+    first: np.ndarray
 
     @classmethod
     def build(cls, triangles: np.ndarray, cell: float | None = None) -> TriangleGrid:
@@ -117,21 +126,23 @@ class TriangleGrid:
                 cell *= 1.5
         i0, i1 = _cells(lo, hi, origin, cell)
         dims = np.floor((top - origin) / cell).astype(np.int64) + 1
-        owner, ijk = _expand(i0, i1)
+        owner, ijk, first = _expand(i0, i1)
         keys = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
         bits = max(int(len(lo)).bit_length(), 1)
-        if int(dims.prod()) < 2 ** (62 - bits):  # one plain sort of (key, owner) packed into an int64
-            packed = np.sort((keys << bits) | owner)
+        if int(dims.prod()) < 2 ** (59 - bits):  # one plain sort of (key, owner, first) packed into an int64
+            packed = np.sort((((keys << bits) | owner) << 3) | first)
+            first = (packed & 7).astype(np.uint8)
+            packed >>= 3
             keys = packed >> bits
             tri = packed & ((1 << bits) - 1)
         else:
             order = np.argsort(keys, kind="stable")
-            keys = keys[order]
-            tri = owner[order]
+            keys, tri, first = np.take(keys, order), np.take(owner, order), np.take(first, order)
         start = np.ones(len(keys), dtype=bool)
         start[1:] = keys[1:] != keys[:-1]
-        first = np.flatnonzero(start)
-        return cls(lo, hi, origin, float(cell), dims, keys, tri, keys[first], np.append(first, len(keys)))
+        start_at = np.flatnonzero(start)
+        return cls(lo, hi, origin, float(cell), dims, keys, tri, keys[start_at], np.append(start_at, len(keys)),
+                   first)
 
     def key_of(self, p: np.ndarray) -> np.ndarray:
         """(k,) cell key of points (k, 3) (clipped into the grid)."""
@@ -170,13 +181,13 @@ class TriangleGrid:
             sk = 2.0 * rank + np.clip(a, 0.0, 1.0)
             order = np.argsort(sk, kind="stable")
             end = np.searchsorted(sk[order], (2.0 * rank + np.clip(b, 0.0, 1.0))[order], side="right")
-        tri, keys = tri[order], keys[order]
+        tri, keys = np.take(tri, order), np.take(keys, order)
         cnt = end - np.arange(n) - 1
         lo32, hi32 = self.boxes32()
-        lo32 = [np.ascontiguousarray(lo32[tri, k]) for k in range(3)]
-        hi32 = [np.ascontiguousarray(hi32[tri, k]) for k in range(3)]
-        fv = [np.ascontiguousarray(faces[tri, k]) for k in range(3)]
-        return Sweep(tri, keys, cnt, np.cumsum(cnt), lo32, hi32, fv)
+        lo32 = [np.take(lo32[:, k], tri) for k in range(3)]
+        hi32 = [np.take(hi32[:, k], tri) for k in range(3)]
+        fv = [np.take(np.ascontiguousarray(faces[:, k]), tri) for k in range(3)]
+        return Sweep(tri, keys, cnt, np.cumsum(cnt), lo32, hi32, fv, np.take(self.first, order))
 
     def boxes32(self) -> tuple[np.ndarray, np.ndarray]:
         """The boxes as float32, rounded outwards (a prefilter on them never loses an overlap)."""
@@ -202,7 +213,11 @@ class TriangleGrid:
 
     def chunk_pairs(self, sw: Sweep, lo_e: int, hi_e: int) -> tuple[np.ndarray, np.ndarray]:
         """Face pairs (i, j) of the sweep entries [lo_e, hi_e) whose boxes overlap and that share no vertex,
-        each kept only in the cell holding the lower corner of the two boxes' overlap (so exactly once)."""
+        each kept only in the cell holding the lower corner of the two boxes' overlap (so exactly once).
+
+        Everything here runs over tens of millions of candidate entries: ``np.take`` and ``np.compress`` do
+        the gathers and the selections (several times faster than fancy and boolean indexing at this size),
+        on int32 entry indices and the float32 boxes."""
         c = sw.count[lo_e:hi_e]
         total = int(c.sum())
         if not total:
@@ -214,51 +229,59 @@ class TriangleGrid:
         q -= np.repeat((np.cumsum(c) - c).astype(idx), c)
         q += p
         q += 1
-        # x overlaps by the sweep (within the cell) and is checked exactly below; on the first axis the
-        # boxes of p are repeated rather than gathered (p runs through the chunk in order)
+        # x overlaps by the (outward-quantised) sweep; y first: the boxes of p are repeated, not gathered
         lo, hi = sw.lo32[1], sw.hi32[1]
-        keep = np.repeat(lo[lo_e:hi_e], c) <= hi[q]
-        keep &= lo[q] <= np.repeat(hi[lo_e:hi_e], c)
-        p, q = p[keep], q[keep]
-        lo, hi = sw.lo32[2], sw.hi32[2]
-        keep = lo[p] <= hi[q]
-        keep &= lo[q] <= hi[p]
-        p, q = p[keep], q[keep]
-        vq = [f[q] for f in sw.fv]
+        keep = np.repeat(lo[lo_e:hi_e], c) <= np.take(hi, q)
+        keep &= np.take(lo, q) <= np.repeat(hi[lo_e:hi_e], c)
+        p, q = np.compress(keep, p), np.compress(keep, q)
+        for ax in (2, 0):
+            lo, hi = sw.lo32[ax], sw.hi32[ax]
+            keep = np.take(lo, p) <= np.take(hi, q)
+            keep &= np.take(lo, q) <= np.take(hi, p)
+            p, q = np.compress(keep, p), np.compress(keep, q)
+        # one owning cell per pair, the cell holding the lower corner of the two boxes' overlap: along every
+        # axis, it is the first cell of one of the two boxes
+        keep = (np.take(sw.first, p) | np.take(sw.first, q)) == 7
+        p, q = np.compress(keep, p), np.compress(keep, q)
+        vq = [np.take(f, q) for f in sw.fv]
         share = np.zeros(len(p), dtype=bool)
         for k1 in range(3):
-            vp = sw.fv[k1][p]
+            vp = np.take(sw.fv[k1], p)
             for k2 in range(3):
                 share |= vp == vq[k2]
         keep = ~share
-        p, q = p[keep], q[keep]
-        ti, tj = sw.tri[p], sw.tri[q]
-        plo = np.maximum(self.lo[ti], self.lo[tj])
-        own = self.key_of(plo) == sw.keys[p]
-        own &= (plo <= np.minimum(self.hi[ti], self.hi[tj])).all(axis=1)
-        return ti[own], tj[own]
+        return np.take(sw.tri, np.compress(keep, p)), np.take(sw.tri, np.compress(keep, q))
+
+    @cached_property
+    def columns(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The boxes' lower and upper coordinates as contiguous (m,) columns, per axis."""
+        return ([np.ascontiguousarray(self.lo[:, k]) for k in range(3)],
+                [np.ascontiguousarray(self.hi[:, k]) for k in range(3)])
 
     def query(self, qlo: np.ndarray, qhi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triangles whose boxes overlap each query box (k, 3)-(k, 3): ((p,) query index, (p,) triangle)."""
         i0, i1 = _cells(qlo, qhi, self.origin, self.cell)
         i0 = np.clip(i0, 0, self.dims - 1)
         i1 = np.clip(i1, 0, self.dims - 1)
-        owner, ijk = _expand(i0, i1)
+        owner, ijk, qfirst = _expand(i0, i1)
         ckey = (ijk[:, 0] * self.dims[1] + ijk[:, 1]) * self.dims[2] + ijk[:, 2]
-        pos = np.searchsorted(self.ukeys, ckey)
-        pos = np.minimum(pos, len(self.ukeys) - 1)
-        hit = self.ukeys[pos] == ckey
-        owner, ckey, pos = owner[hit], ckey[hit], pos[hit]
-        n = self.ustart[pos + 1] - self.ustart[pos]
+        pos = np.minimum(np.searchsorted(self.ukeys, ckey), len(self.ukeys) - 1)
+        hit = np.take(self.ukeys, pos) == ckey
+        owner, qfirst, pos = (np.compress(hit, a) for a in (owner, qfirst, pos))
+        start = np.take(self.ustart, pos)
+        n = np.take(self.ustart, pos + 1) - start
         q = np.repeat(owner, n)
-        ent = np.repeat(self.ustart[pos], n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
-        t = self.tri[ent]
-        ek = np.repeat(ckey, n)
-        plo = np.maximum(qlo[q], self.lo[t])
-        ok = (plo <= np.minimum(qhi[q], self.hi[t])).all(axis=1)
-        # report each (query, triangle) once: in the cell holding the lower corner of the boxes' overlap
-        ok &= self.key_of(plo) == ek
-        return q[ok], t[ok]
+        ent = np.repeat(start - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+        # report each (query, triangle) once: in the cell holding the lower corner of the boxes' overlap,
+        # which along every axis is the first cell of one of the two boxes
+        ok = (np.repeat(qfirst, n) | np.take(self.first, ent)) == 7
+        q, t = np.compress(ok, q), np.compress(ok, np.take(self.tri, ent))
+        lo, hi = self.columns
+        for ax in range(3):
+            ok = np.take(lo[ax], t) <= np.take(qhi[:, ax], q)
+            ok &= np.take(qlo[:, ax], q) <= np.take(hi[ax], t)
+            q, t = np.compress(ok, q), np.compress(ok, t)
+        return q, t
 
 
 @dataclass
@@ -422,14 +445,14 @@ def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray,
         nv[:, k] = np.bincount(cv, weights=np.repeat(N[:, k], 3), minlength=len(V))
     ln = np.sqrt(_dot(nv, nv))
     nv /= np.where(ln > 0, ln, 1.0)[:, None]
-    t = V[F] if triangles is None else triangles
+    t = np.take(V, F, axis=0) if triangles is None else triangles
     e = [t[:, 1] - t[:, 0], t[:, 2] - t[:, 1], t[:, 0] - t[:, 2]]
     ang = np.empty((len(F), 3))
     for k in range(3):
         # corner k: a = e[k] from its vertex to the next, b = -e[k - 1] to the previous; projected on the plane
         # across n: (a' x b') . n = (a x b) . n = N . n, and a' . b' = a . b - (a . n)(b . n)
         a, mb = e[k], e[(k + 2) % 3]
-        n = nv[F[:, k]]
+        n = np.take(nv, F[:, k], axis=0)
         ang[:, k] = np.arctan2(_dot(N, n), _dot(a, n) * _dot(mb, n) - _dot(a, mb))
     ang = ang.reshape(-1)
     total = np.bincount(cv, weights=ang, minlength=len(V))
@@ -499,23 +522,42 @@ def contact_tolerance(V: np.ndarray) -> float:
     return max(REL_TOL * (size or 1.0), 8.0 * float(np.spacing(np.float32(big))))
 
 
-def _sides(V: np.ndarray, F: np.ndarray, N: np.ndarray, x: np.ndarray, y: np.ndarray,
+@dataclass
+class _Planes:
+    """Each face's plane, for the pair filters: unit : (m, 3) unit normal (zero for a degenerate face);
+    off : (m,) unit . first corner; corners : three (m, 3) arrays, corner k of every face."""
+
+    unit: np.ndarray
+    off: np.ndarray
+    corners: list
+
+    @classmethod
+    def of(cls, triangles: np.ndarray, N: np.ndarray) -> _Planes:
+        ln = np.sqrt(_dot(N, N))
+        unit = N / np.where(ln > 0, ln, 1.0)[:, None]
+        corners = [np.ascontiguousarray(triangles[:, k]) for k in range(3)]
+        return cls(unit, _dot(unit, corners[0]), corners)
+
+    def distances(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        """Signed distances (mm) of the corners of faces y from the planes of faces x: three (k,) arrays."""
+        n = np.take(self.unit, x, axis=0)
+        off = np.take(self.off, x)
+        return [_dot(np.take(c, y, axis=0), n) - off for c in self.corners]
+
+
+def _sides(pl: _Planes, x: np.ndarray, y: np.ndarray,
            tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Triangle y against triangle x's plane, (k,) bool each: y lies strictly on one side (every corner
     farther than ``tol``, on the same side); y crosses it (corners farther than ``tol`` on both sides); y lies
     in it (every corner within ``tol``). With a 1e-6 relative margin, so that rounding can only keep a pair
     for the exact test (``_test_pairs``), never drop one it would report."""
-    n = N[x]
-    lim = tol * np.sqrt(_dot(n, n))
-    lo_lim, hi_lim = lim * (1.0 - 1e-6), lim * (1.0 + 1e-6)
-    off = _dot(n, V[F[x, 0]])
+    lo_lim, hi_lim = tol * (1.0 - 1e-6), tol * (1.0 + 1e-6)
     above = np.zeros(len(x), dtype=bool)
     below = np.zeros(len(x), dtype=bool)
     all_above = np.ones(len(x), dtype=bool)
     all_below = np.ones(len(x), dtype=bool)
     flat = np.ones(len(x), dtype=bool)
-    for k in range(3):
-        d = _dot(V[F[y, k]], n) - off
+    for d in pl.distances(x, y):
         above |= d > lo_lim
         below |= d < -lo_lim
         all_above &= d > hi_lim
@@ -524,52 +566,51 @@ def _sides(V: np.ndarray, F: np.ndarray, N: np.ndarray, x: np.ndarray, y: np.nda
     return all_above | all_below, above & below, flat
 
 
-def _drop_same_sheet(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray, tol: float,
+def _drop_same_sheet(pl: _Planes, i: np.ndarray, j: np.ndarray, tol: float,
                      shell_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Drop coplanar pairs facing the same way within one shell: neighbours on a flat region. On an oriented
     shell, faces can only cover each other by folding, and a fold turns one of them over (opposite normals:
     still tested), or by a sheet winding over itself while facing the same way, which a closed guide does
     not do without also crossing elsewhere. Pairs from two shells are always tested."""
-    ni, nj = N[i], N[j]
-    li = np.sqrt(_dot(ni, ni))
-    lj = np.sqrt(_dot(nj, nj))
-    same = _dot(ni, nj) >= (1.0 - 1e-6) * li * lj
+    ni, nj = np.take(pl.unit, i, axis=0), np.take(pl.unit, j, axis=0)
+    same = _dot(ni, nj) >= 1.0 - 1e-6
+    same &= _dot(ni, ni) > 0.5  # a degenerate face has no plane to share
     if shell_labels is not None:
-        same &= shell_labels[i] == shell_labels[j]
+        same &= np.take(shell_labels, i) == np.take(shell_labels, j)
     if not same.any():
         return i, j
-    off = _dot(ni, V[F[i, 0]])
-    lim = tol * li
-    flat = same.copy()
-    for k in range(3):
-        flat &= np.abs(_dot(V[F[j, k]], ni) - off) <= lim
-    return i[~flat], j[~flat]
+    si, sj = np.compress(same, i), np.compress(same, j)
+    flat = np.ones(len(si), dtype=bool)
+    for d in pl.distances(si, sj):
+        flat &= np.abs(d) <= tol
+    drop = np.zeros(len(i), dtype=bool)
+    drop[np.flatnonzero(same)[flat]] = True
+    return np.compress(~drop, i), np.compress(~drop, j)
 
 
-def _plane_reject(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: np.ndarray,
-                  tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _plane_reject(pl: _Planes, i: np.ndarray, j: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Keep the pairs (i, j), sharing no vertex, that ``_test_pairs`` could report: neither lies strictly on
     one side of the other's plane and one of them crosses the other's plane (an edge can only cross a
     triangle when its ends lie on both sides of the triangle's plane, ``_seg_cross``), or both lie in one
     plane (the coplanar test). Pairs that only touch a plane are dropped here."""
-    side_j, cross_j, flat_j = _sides(V, F, N, i, j, tol)
+    side_j, cross_j, flat_j = _sides(pl, i, j, tol)
     keep = ~side_j
-    i, j, cross_j, flat_j = i[keep], j[keep], cross_j[keep], flat_j[keep]
-    side_i, cross_i, flat_i = _sides(V, F, N, j, i, tol)
+    i, j, cross_j, flat_j = (np.compress(keep, a) for a in (i, j, cross_j, flat_j))
+    side_i, cross_i, flat_i = _sides(pl, j, i, tol)
     keep = (~side_i & (cross_i | cross_j)) | (flat_i & flat_j)
-    return i[keep], j[keep]
+    return np.compress(keep, i), np.compress(keep, j)
 
 
 def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
                        shell_labels: np.ndarray | None = None,
                        grid: TriangleGrid | None = None, edges=None,
-                       triangles: np.ndarray | None = None) -> SelfIntersections:
+                       triangles: np.ndarray | None = None, sweep: Sweep | None = None) -> SelfIntersections:
     """All intersecting face pairs of a mesh.
 
     vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
     products), computed when not given; shell_labels : (m,) shell of each face (to tell inter-shell pairs);
     grid : a prebuilt ``TriangleGrid`` of the faces; edges : the faces' ``topology.EdgeTable`` if at hand;
-    triangles : (m, 3, 3) ``vertices[faces]`` if at hand.
+    triangles : (m, 3, 3) ``vertices[faces]`` if at hand; sweep : ``grid.sweep(faces)`` if at hand.
 
     Pairs that share no vertex come from the grid; pairs that share a vertex or an edge come from the mesh's
     own connectivity (``_fan_pairs``, ``_edge_pairs``), so the grid never has to test neighbours.
@@ -589,6 +630,7 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
 
         shell_labels = shells(F, edges if edges is not None else edge_table(F))[1]
     tol = contact_tolerance(V)
+    planes = _Planes.of(triangles, normals_raw)
 
     def neighbours() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ei, ej = _edge_pairs(F, normals_raw, edges)
@@ -604,8 +646,8 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
     def grid_chunk(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # grid pairs share no vertex: drop those wholly on one side of the other's plane
         i, j = grid.chunk_pairs(sw, *span)
-        i, j = _plane_reject(V, F, normals_raw, i, j, tol)
-        i, j = _drop_same_sheet(V, F, normals_raw, i, j, tol, shell_labels)
+        i, j = _plane_reject(planes, i, j, tol)
+        i, j = _drop_same_sheet(planes, i, j, tol, shell_labels)
         if not len(i):
             return i, j, np.zeros((0, 3))
         hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
@@ -614,7 +656,7 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
     # the work is chunks of big numpy operations, which release the GIL: a small thread pool uses the cores
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         near = pool.submit(neighbours)
-        sw = grid.sweep(F)
+        sw = sweep if sweep is not None else grid.sweep(F)
         found = list(pool.map(grid_chunk, grid.chunks(sw))) + [near.result()]
     pairs = [np.column_stack([i, j]) for i, j, _ in found if len(i)]
     points = [x for i, _, x in found if len(i)]

@@ -181,9 +181,13 @@ def _balls(P: np.ndarray, N: np.ndarray, r: np.ndarray, sets: list[Samples], tre
                 S = sets[sl]
                 k = min(K_LEVELS[kl], len(S.points))
                 c = P[act] - r[act, None] * N[act]
-                dist, nb = trees[sl].query(c, k=k, workers=_workers(len(c)))
+                # only samples inside a ball matter: the largest ball of the group bounds the search (missing
+                # neighbours come back at infinite distance, index len(points))
+                bound = float(r[act].max()) * (1.0 + 1e-9)
+                dist, nb = trees[sl].query(c, k=k, distance_upper_bound=bound, workers=_workers(len(c)))
                 if k == 1:
                     dist, nb = dist[:, None], nb[:, None]
+                nb = np.minimum(nb, len(S.points) - 1)
                 facing = np.einsum("akj,aj->ak", S.normals[nb], N[act]) <= -facing_cos
                 inside = dist < r[act, None] * (1.0 - 1e-9)
                 rn = _ball_radius(P[act, None, :], N[act, None, :], S.points[nb])
@@ -247,19 +251,19 @@ def _refine(geo: Geometry, grid: TriangleGrid, P: np.ndarray, N: np.ndarray, r: 
     if not len(todo):
         return r, contact
     qi, ti = grid.query(contact[todo] - reach, contact[todo] + reach)
-    facing = np.einsum("ij,ij->i", geo.normal[ti], N[todo[qi]]) <= -facing_cos
+    facing = np.einsum("ij,ij->i", np.take(geo.normal, ti, axis=0), N[todo[qi]]) <= -facing_cos
     qi, ti = todo[qi[facing]], ti[facing]
     # the balls tangent at p only shrink, and a smaller one lies inside the bigger: a triangle outside the
     # current ball can never touch a later one, so it is dropped (first by its box, then by its closest point)
     c = P[qi] - r[qi, None] * N[qi]
-    gap = np.maximum(np.maximum(grid.lo[ti] - c, c - grid.hi[ti]), 0.0)
+    gap = np.maximum(np.maximum(np.take(grid.lo, ti, axis=0) - c, c - np.take(grid.hi, ti, axis=0)), 0.0)
     near = np.einsum("ij,ij->i", gap, gap) < r[qi] ** 2
     qa, ta = qi[near], ti[near]
     for _ in range(MAX_ITER):
         if not len(qa):
             break
         c = P[qa] - r[qa, None] * N[qa]
-        x = closest_point(geo.triangles[ta], c)
+        x = closest_point(np.take(geo.triangles, ta, axis=0), c)
         d2 = np.einsum("ij,ij->i", x - c, x - c)
         inside = d2 < (r[qa] * (1.0 - 1e-9)) ** 2
         rn = np.where(inside, _ball_radius(P[qa], N[qa], x), np.inf)
@@ -304,18 +308,20 @@ def wall_thickness(geo: Geometry, *, spacing: float | None = None, cap: float = 
         contact[idx] = cc
         refined[idx] = True
 
-    order = np.argsort(value, kind="stable")
-    slack = spacing * spacing / max(float(value[order[0]]), spacing) + 0.005
-    rel = 1.06  # balls bigger than R_FINE spacings were measured on coarser samples: about 5 % high
+    slack = spacing * spacing / max(float(value.min()), spacing) + 0.005
+    # balls bigger than R_FINE spacings were measured on coarser samples: up to about 5 % high
+    rel = np.where(r > R_FINE * spacing, 1.06, 1.0)
+    low = value / rel - slack  # what the exact pass could at most bring each sample down to
+    order = np.argsort(low, kind="stable")
     done = 0
     while done < min(s, REFINE_MAX):
         batch = order[done:done + REFINE_BATCH]
         run(batch)
         done += len(batch)
-        if done >= s or value[order[done]] / rel - slack >= value[refined].min():
+        if done >= s or low[order[done]] >= value[refined].min():
             break
     if refine_below > 0:
-        doubt = np.flatnonzero((value >= refine_below) & (value < refine_below * rel + slack) & ~refined)
+        doubt = np.flatnonzero((value >= refine_below) & (low < refine_below) & ~refined)
         if len(doubt):
             run(doubt[np.argsort(value[doubt])][:REFINE_MAX])
     return Thickness(sm, value, contact, refined, cap)

@@ -6,8 +6,8 @@ measured value, the limit, and where (``locations_mm``). ``ok`` is true when eve
 
 Wall thickness is measured only on a mesh whose orientation can be trusted (closed, consistently wound, every
 shell of positive volume); otherwise the check fails as "not measured", naming the reason. It runs in a
-second thread while the self-intersections are found, so ``timings_s`` holds each stage's own duration and
-the two overlap.
+second thread while the self-intersections are found, and the grid of triangle boxes both use is built in
+that thread while the topology is checked, so ``timings_s`` holds each stage's own duration and they overlap.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fabctl import profiles
 from fabctl.mesh import topology as topo
 from fabctl.mesh.channel import ChannelMeasure, measure_channel
 from fabctl.mesh.fit import fits_build_volume
-from fabctl.mesh.intersect import SelfIntersections, TriangleGrid, self_intersections
+from fabctl.mesh.intersect import SelfIntersections, Sweep, TriangleGrid, self_intersections
 from fabctl.mesh.report import (
     MAX_LOCATIONS,
     Channel,
@@ -104,7 +104,7 @@ def topology_checks(geo: topo.Geometry) -> tuple[list[Check], list[dict], np.nda
         f"{len(inc)} edges where neighbouring faces are wound the same way (flipped faces)", _edge_mid(geo, inc)))
     k, labels = topo.shells(geo.faces, et)
     sh = topo.shell_summaries(geo, labels, k)
-    box_vol = float(np.prod(np.maximum(geo.vertices.max(axis=0) - geo.vertices.min(axis=0), 1e-9)))
+    box_vol = float(np.prod(np.maximum(geo.bounds[1] - geo.bounds[0], 1e-9)))
     tiny = ZERO_VOLUME_REL * box_vol
     bad = [s for s in sh if s["volume_mm3"] <= tiny]
     total = float(sum(s["volume_mm3"] for s in sh))
@@ -279,34 +279,42 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         clock = now
 
     geo = topo.Geometry(mesh.vertices, mesh.faces)
-    say("topology")
-    checks, sh, labels, facts = topology_checks(geo)
-    checks.append(_shell_check(sh))
-    lap("topology")
-    say("self-intersections")
-    grid = TriangleGrid.build(geo.triangles)
+    # shared per-face arrays, computed once before the threads start
+    geo.triangles, geo.cross, geo.normal  # noqa: B018
     wall = float(resin.ifu.min_wall_mm.value)
     cap = max(10.0, 3.0 * wall)
-    why = ""
-    if not facts["closed"]:
-        why = "the mesh is not closed (see watertight / non_manifold_edges)"
-    elif not facts["consistent"]:
-        why = "face orientation is inconsistent (see winding_consistent)"
-    elif not facts["positive"]:
-        why = "a shell is inside out or flat (see positive_volume)"
-    geo.normal  # noqa: B018 (computed once here, not in two threads at once)
 
-    def thickness() -> tuple[Thickness, float]:
+    def broad_phase() -> tuple[TriangleGrid, Sweep | None, float]:
+        t0 = time.perf_counter()
+        grid = TriangleGrid.build(geo.triangles)
+        return grid, grid.sweep(geo.faces), time.perf_counter() - t0
+
+    def thickness(grid: TriangleGrid) -> tuple[Thickness, float]:
         t0 = time.perf_counter()
         out = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), grid=grid)
         return out, time.perf_counter() - t0
 
-    # wall thickness runs in a second thread while the self-intersections run here: both are mostly big
-    # numpy / scipy operations that release the GIL, so the two share the cores
+    # two threads share the cores: the grid of triangle boxes is built while the topology is checked here,
+    # then the wall thickness runs beside the self-intersections (all big numpy / scipy operations that
+    # release the GIL)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(thickness) if not why else None
+        boxes = pool.submit(broad_phase)
+        say("topology")
+        checks, sh, labels, facts = topology_checks(geo)
+        checks.append(_shell_check(sh))
+        lap("topology")
+        why = ""
+        if not facts["closed"]:
+            why = "the mesh is not closed (see watertight / non_manifold_edges)"
+        elif not facts["consistent"]:
+            why = "face orientation is inconsistent (see winding_consistent)"
+        elif not facts["positive"]:
+            why = "a shell is inside out or flat (see positive_volume)"
+        grid, sweep, t_grid = boxes.result()
+        pending = pool.submit(thickness, grid) if not why else None
+        say("self-intersections")
         si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges,
-                                triangles=geo.triangles)
+                                triangles=geo.triangles, sweep=sweep)
         si_check, si_model = _si_check(si, geo.faces)
         checks.insert(len(checks) - 1, si_check)
         lap("self_intersections")
@@ -316,6 +324,7 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
     tchecks, patches = _thickness_checks(th, why, resin, printer, total_area)
     checks += tchecks
     lap("thickness")
+    timings["grid"] = round(t_grid, 4)
     if pending is not None:
         timings["thickness"] = round(t_th, 4)
     say("build volume")
@@ -341,7 +350,7 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         cchecks, channel = _channel_checks(ch, plan, required)
         checks += cchecks
         lap("channel")
-    lo, hi = geo.vertices.min(axis=0), geo.vertices.max(axis=0)
+    lo, hi = geo.bounds
     summary = MeshSummary(
         sha256=mesh.source_sha256, triangles=int(len(mesh.faces)), vertices=int(len(mesh.vertices)),
         bodies=len(sh), volume_mm3=_r(sum(s["volume_mm3"] for s in sh), 3), area_mm2=_r(total_area, 3),
