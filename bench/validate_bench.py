@@ -12,13 +12,15 @@ default checks: exact edge matching, normals, volume).
 Every figure is the median of N runs, as wall time and as CPU time of the process (all its threads; for
 admesh, of the child process): on a machine shared with other work, CPU time is the fairer figure. The
 stages (topology, grid + self-intersections, wall thickness) are also timed one by one, outside ``validate``.
-``--src DIR`` imports fabctl from another checkout (e.g. ``git archive OLD fabctl | tar -x -C DIR``, with
+The allocator thresholds are raised as the fabctl CLI does (``fabctl.cli.allocator``) unless
+``--default-malloc`` is given. ``--src DIR`` imports fabctl from another checkout (e.g. ``git archive OLD fabctl | tar -x -C DIR``, with
 DIR/profiles linked to this tree's profiles) for a before/after comparison on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -47,14 +49,20 @@ EXAMPLE = ROOT / "examples" / "case-42"
 REAR = ROOT / "tests" / "data" / "corpus" / "numpy-stl" / "rear_case.stl"
 
 
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(fn, n: int) -> tuple[float, float, object]:
-    """Median wall and median process CPU time (s) of n calls, and the last result."""
+    """Median wall and median CPU time (s) of n calls, and the last result. CPU counts this process's
+    threads and the children it waited for (validation forks one for the self-intersections)."""
     walls, cpus, out = [], [], None
     for _ in range(n):
-        w, c = time.perf_counter(), time.process_time()
+        w, c, k = time.perf_counter(), time.process_time(), _children_cpu()
         out = fn()
         walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
+        cpus.append(time.process_time() - c + _children_cpu() - k)
     return statistics.median(walls), statistics.median(cpus), out
 
 
@@ -114,10 +122,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--src", help="import fabctl from this checkout instead of this tree")
     ap.add_argument("--only-extra", action="store_true", help="skip the built-in meshes")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's default allocator thresholds (the fabctl CLI raises them)")
     a = ap.parse_args()
+    tuned = False
+    if not a.default_malloc:
+        try:
+            from fabctl.cli.allocator import tune_allocator
+            tuned = tune_allocator()
+        except ImportError:  # an older checkout (--src) without it
+            pass
     resin, printer = profiles.resin(profiles.DEFAULT_RESIN), profiles.printer(profiles.DEFAULT_PRINTER)
     plan = load_plan(EXAMPLE / "plan.json")
-    print(f"fabctl from {_src}; medians of {a.repeat} runs, wall / CPU seconds")
+    print(f"fabctl from {_src}; medians of {a.repeat} runs, wall / CPU seconds; allocator tuned as the CLI does: "
+          f"{'yes' if tuned else 'no'}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as td:
         cases = [] if a.only_extra else [
             ("example guide", EXAMPLE / "guide.stl", plan), ("example x64", refined_example(Path(td)), plan),

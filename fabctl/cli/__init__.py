@@ -9,6 +9,7 @@ import sys
 import click
 import typer
 
+from fabctl.cli.allocator import tune_allocator
 from fabctl.errors import FabctlError
 
 app = typer.Typer(
@@ -81,6 +82,7 @@ def _fail(message: str, hint: str | None, code: int) -> None:
 
 def main() -> None:
     """Console entry point: run the app and map every failure to one line and its exit code."""
+    tune_allocator()
     _register(sys.argv[1:])
     debug = os.environ.get("FABCTL_DEBUG") == "1"
     if not debug:  # library log records are not CLI output (Python's last-resort handler would print

@@ -62,11 +62,11 @@ def _layers(stack: SliceStack, spot_mm: float, spacing_mm: float):
         yield CliLayer(float(tops[i]), polys, hatches)
 
 
-def _header(stack: SliceStack, job_name: str, binary: bool) -> bytes:
+def _header(stack: SliceStack, job_name: str, binary: bool, date: datetime) -> bytes:
     (x0, y0), (x1, y1) = stack.bounds_xy_mm
     z1 = float(stack.layer_tops_mm[-1]) if stack.n_layers else 0.0
     lines = ["$$HEADERSTART", "$$BINARY" if binary else "$$ASCII", "$$UNITS/00000001.000000", "$$VERSION/200",
-             f"$$LABEL/1,{job_name}", f"$$DATE/{datetime.now(UTC):%d%m%y}",
+             f"$$LABEL/1,{job_name}", f"$$DATE/{date.astimezone(UTC):%d%m%y}",
              f"$$DIMENSION/{x0:.6f},{y0:.6f},0.000000,{x1:.6f},{y1:.6f},{z1:.6f}",
              f"$$LAYERS/{stack.n_layers:06d}", "$$HEADEREND"]
     return ("\n".join(lines) + "\n").encode("ascii")
@@ -91,8 +91,10 @@ def _binary_layer(layer: CliLayer) -> bytes:
 
 
 def write_cli(path: Path, stack: SliceStack, job_name: str, spot_mm: float, hatch_spacing_mm: float,
-              binary: bool = False) -> str:
-    """Write the stack as a CLI file (temporary file renamed into place); return its sha256."""
+              binary: bool = False, date: datetime | None = None) -> str:
+    """Write the stack as a CLI file (temporary file renamed into place); return its sha256. ``date`` is the
+    header's ``$$DATE`` (default: now; the pipeline passes the design revision's time, so the same inputs
+    give the same bytes)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     h = hashlib.sha256()
@@ -101,7 +103,7 @@ def write_cli(path: Path, stack: SliceStack, job_name: str, spot_mm: float, hatc
             def put(data: bytes) -> None:
                 f.write(data)
                 h.update(data)
-            put(_header(stack, job_name, binary))
+            put(_header(stack, job_name, binary, date or datetime.now(UTC)))
             if not binary:
                 put(b"$$GEOMETRYSTART\n")
             for layer in _layers(stack, spot_mm, hatch_spacing_mm):

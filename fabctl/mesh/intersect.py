@@ -44,26 +44,31 @@ def _cells(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, g: float) -> tupl
     return i0, i1
 
 
-def _expand(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every cell of every box: (owner index (k,), cell coordinates (k, 3), (k,) uint8 bit mask: bit ``ax`` set
-    when the cell is the box's first cell along axis ``ax``). One axis at a time, so boxes one cell wide along
-    an axis (most of them) cost a gather there, not a repeat."""
-    owner = np.arange(len(i0))
-    cols: list[np.ndarray] = []
-    first = np.full(len(i0), 7, dtype=np.uint8)
+def _expand(i0: list[np.ndarray], i1: list[np.ndarray], dims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cell of every box, from the boxes' first and last cells per axis (three (m,) int64 columns each):
+    (owner index (k,), cell key (k,), (k,) uint8 bit mask: bit ``ax`` set when the cell is the box's first
+    cell along axis ``ax``). One axis at a time, so boxes one cell wide along an axis (most of them) cost a
+    gather there, not a repeat."""
+    m = len(i0[0])
+    owner = np.arange(m)
+    key = np.zeros(m, dtype=np.int64)
+    first = np.full(m, 7, dtype=np.uint8)
     for ax in range(3):
-        rep = np.take(i1[:, ax] - i0[:, ax] + 1, owner)
+        span = i1[ax] - i0[ax] + 1
+        rep = span if len(owner) == m and ax == 0 else np.take(span, owner)
         if len(rep) and rep.max() > 1:
             starts = np.cumsum(rep) - rep
             owner = np.repeat(owner, rep)
-            cols = [np.repeat(c, rep) for c in cols]
+            key = np.repeat(key, rep)
             first = np.repeat(first, rep)
             off = np.arange(len(owner)) - np.repeat(starts, rep)
             first[off > 0] &= np.uint8(7 ^ (1 << ax))
-            cols.append(np.take(i0[:, ax], owner) + off)
+            c = np.take(i0[ax], owner) + off
         else:
-            cols.append(np.take(i0[:, ax], owner))
-    return owner, np.column_stack(cols) if cols else np.zeros((0, 3), dtype=np.int64), first
+            c = np.take(i0[ax], owner)
+        key *= dims[ax]
+        key += c
+    return owner, key, first
 
 
 @dataclass
@@ -111,23 +116,32 @@ class TriangleGrid:
         t0, t1, t2 = triangles[:, 0], triangles[:, 1], triangles[:, 2]
         lo = np.minimum(np.minimum(t0, t1), t2)
         hi = np.maximum(np.maximum(t0, t1), t2)
-        origin = lo.min(axis=0) if len(lo) else np.zeros(3)
-        top = hi.max(axis=0) if len(hi) else np.ones(3)
+        # per-axis contiguous columns: reductions and arithmetic over (m,) columns, not along (m, 3) rows
+        loc = [np.ascontiguousarray(lo[:, k]) for k in range(3)]
+        hic = [np.ascontiguousarray(hi[:, k]) for k in range(3)]
+        origin = np.array([c.min() for c in loc]) if len(lo) else np.zeros(3)
+        top = np.array([c.max() for c in hic]) if len(hi) else np.ones(3)
         size = float(np.max(top - origin)) or 1.0
+
+        def cells(g: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            return ([np.floor((loc[k] - origin[k]) / g).astype(np.int64) for k in range(3)],
+                    [np.floor((hic[k] - origin[k]) / g).astype(np.int64) for k in range(3)])
+
         if cell is None:
-            d = hi - lo
-            ext = np.maximum(np.maximum(d[:, 0], d[:, 1]), d[:, 2]) if len(lo) else np.ones(1)
+            ext = np.maximum(np.maximum(hic[0] - loc[0], hic[1] - loc[1]), hic[2] - loc[2]) if len(lo) \
+                else np.ones(1)
             cell = max(4.0 * float(np.median(ext)), size * 1e-6)
             while True:
-                i0, i1 = _cells(lo, hi, origin, cell)
-                entries = float((i1 - i0 + 1).prod(axis=1).sum())
+                i0, i1 = cells(cell)
+                span = [i1[k] - i0[k] + 1 for k in range(3)]
+                entries = float((span[0] * span[1] * span[2]).sum())
                 if entries <= 3.0 * max(len(lo), 1) or cell >= size:
                     break
                 cell *= 1.5
-        i0, i1 = _cells(lo, hi, origin, cell)
+        else:
+            i0, i1 = cells(cell)
         dims = np.floor((top - origin) / cell).astype(np.int64) + 1
-        owner, ijk, first = _expand(i0, i1)
-        keys = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
+        owner, keys, first = _expand(i0, i1, dims)
         bits = max(int(len(lo)).bit_length(), 1)
         if int(dims.prod()) < 2 ** (59 - bits):  # one plain sort of (key, owner, first) packed into an int64
             packed = np.sort((((keys << bits) | owner) << 3) | first)
@@ -141,13 +155,10 @@ class TriangleGrid:
         start = np.ones(len(keys), dtype=bool)
         start[1:] = keys[1:] != keys[:-1]
         start_at = np.flatnonzero(start)
-        return cls(lo, hi, origin, float(cell), dims, keys, tri, keys[start_at], np.append(start_at, len(keys)),
+        grid = cls(lo, hi, origin, float(cell), dims, keys, tri, keys[start_at], np.append(start_at, len(keys)),
                    first)
-
-    def key_of(self, p: np.ndarray) -> np.ndarray:
-        """(k,) cell key of points (k, 3) (clipped into the grid)."""
-        ijk = np.clip(np.floor((p - self.origin) / self.cell).astype(np.int64), 0, self.dims - 1)
-        return (ijk[:, 0] * self.dims[1] + ijk[:, 1]) * self.dims[2] + ijk[:, 2]
+        grid.__dict__["columns"] = (loc, hic)  # the cached_property, already at hand
+        return grid
 
     def sweep(self, faces: np.ndarray) -> Sweep | None:
         """The entries in sweep order (by cell, then by the box's lower x within the cell) with, for each,
@@ -161,9 +172,10 @@ class TriangleGrid:
         if n < 2:
             return None
         keys, tri = self.keys, self.tri
+        loc, hic = self.columns
         cx0 = self.origin[0] + (keys // (self.dims[1] * self.dims[2])) * self.cell
-        a = (self.lo[tri, 0] - cx0) / self.cell
-        b = (self.hi[tri, 0] - cx0) / self.cell
+        a = (np.take(loc[0], tri) - cx0) / self.cell
+        b = (np.take(hic[0], tri) - cx0) / self.cell
         start = np.ones(n, dtype=bool)
         start[1:] = keys[1:] != keys[:-1]
         rank = np.cumsum(start) - 1
@@ -184,17 +196,21 @@ class TriangleGrid:
         tri, keys = np.take(tri, order), np.take(keys, order)
         cnt = end - np.arange(n) - 1
         lo32, hi32 = self.boxes32()
-        lo32 = [np.take(lo32[:, k], tri) for k in range(3)]
-        hi32 = [np.take(hi32[:, k], tri) for k in range(3)]
+        lo32 = [np.take(c, tri) for c in lo32]
+        hi32 = [np.take(c, tri) for c in hi32]
         fv = [np.take(np.ascontiguousarray(faces[:, k]), tri) for k in range(3)]
         return Sweep(tri, keys, cnt, np.cumsum(cnt), lo32, hi32, fv, np.take(self.first, order))
 
-    def boxes32(self) -> tuple[np.ndarray, np.ndarray]:
-        """The boxes as float32, rounded outwards (a prefilter on them never loses an overlap)."""
-        l32, h32 = self.lo.astype(np.float32), self.hi.astype(np.float32)
-        l32 = np.where(l32 > self.lo, np.nextafter(l32, np.float32(-np.inf)), l32)
-        h32 = np.where(h32 < self.hi, np.nextafter(h32, np.float32(np.inf)), h32)
-        return l32, h32
+    def boxes32(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The boxes as float32 (m,) columns per axis, rounded outwards (a prefilter on them never loses an
+        overlap)."""
+        loc, hic = self.columns
+        out_lo, out_hi = [], []
+        for lo, hi in zip(loc, hic, strict=True):
+            l32, h32 = lo.astype(np.float32), hi.astype(np.float32)
+            out_lo.append(np.where(l32 > lo, np.nextafter(l32, np.float32(-np.inf)), l32))
+            out_hi.append(np.where(h32 < hi, np.nextafter(h32, np.float32(np.inf)), h32))
+        return out_lo, out_hi
 
     def chunks(self, sw: Sweep | None, size: int | None = None) -> list[tuple[int, int]]:
         """Entry ranges [a, b) of the sweep holding about ``size`` (default ``PAIR_CHUNK``) raw pairs each."""
@@ -263,8 +279,7 @@ class TriangleGrid:
         i0, i1 = _cells(qlo, qhi, self.origin, self.cell)
         i0 = np.clip(i0, 0, self.dims - 1)
         i1 = np.clip(i1, 0, self.dims - 1)
-        owner, ijk, qfirst = _expand(i0, i1)
-        ckey = (ijk[:, 0] * self.dims[1] + ijk[:, 1]) * self.dims[2] + ijk[:, 2]
+        owner, ckey, qfirst = _expand([i0[:, k] for k in range(3)], [i1[:, k] for k in range(3)], self.dims)
         pos = np.minimum(np.searchsorted(self.ukeys, ckey), len(self.ukeys) - 1)
         hit = np.take(self.ukeys, pos) == ckey
         owner, qfirst, pos = (np.compress(hit, a) for a in (owner, qfirst, pos))
@@ -604,13 +619,15 @@ def _plane_reject(pl: _Planes, i: np.ndarray, j: np.ndarray, tol: float) -> tupl
 def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
                        shell_labels: np.ndarray | None = None,
                        grid: TriangleGrid | None = None, edges=None,
-                       triangles: np.ndarray | None = None, sweep: Sweep | None = None) -> SelfIntersections:
+                       triangles: np.ndarray | None = None, sweep: Sweep | None = None,
+                       threads: int | None = None) -> SelfIntersections:
     """All intersecting face pairs of a mesh.
 
     vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
     products), computed when not given; shell_labels : (m,) shell of each face (to tell inter-shell pairs);
     grid : a prebuilt ``TriangleGrid`` of the faces; edges : the faces' ``topology.EdgeTable`` if at hand;
-    triangles : (m, 3, 3) ``vertices[faces]`` if at hand; sweep : ``grid.sweep(faces)`` if at hand.
+    triangles : (m, 3, 3) ``vertices[faces]`` if at hand; sweep : ``grid.sweep(faces)`` if at hand;
+    threads : worker threads for the chunks (default ``THREADS``; 1 runs everything in the calling thread).
 
     Pairs that share no vertex come from the grid; pairs that share a vertex or an edge come from the mesh's
     own connectivity (``_fan_pairs``, ``_edge_pairs``), so the grid never has to test neighbours.
@@ -621,14 +638,15 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
         empty = np.zeros((0, 2), dtype=np.int64)
         return SelfIntersections(empty, np.zeros((0, 3)), np.zeros(0, dtype=bool))
     if triangles is None:
-        triangles = V[F]
+        triangles = np.take(V, F, axis=0)
     if normals_raw is None:
         normals_raw = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
     grid = grid or TriangleGrid.build(triangles)
-    if shell_labels is None:
+    if edges is None or shell_labels is None:
         from fabctl.mesh.topology import edge_table, shells
 
-        shell_labels = shells(F, edges if edges is not None else edge_table(F))[1]
+        edges = edges if edges is not None else edge_table(F)
+        shell_labels = shell_labels if shell_labels is not None else shells(F, edges)[1]
     tol = contact_tolerance(V)
     planes = _Planes.of(triangles, normals_raw)
 
@@ -653,11 +671,15 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
         hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
         return i[hit], j[hit], pt[hit]
 
-    # the work is chunks of big numpy operations, which release the GIL: a small thread pool uses the cores
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        near = pool.submit(neighbours)
+    threads = THREADS if threads is None else threads
+    if threads <= 1:
         sw = sweep if sweep is not None else grid.sweep(F)
-        found = list(pool.map(grid_chunk, grid.chunks(sw))) + [near.result()]
+        found = [grid_chunk(span) for span in grid.chunks(sw)] + [neighbours()]
+    else:  # chunks of big numpy operations, which release the GIL at least inside each operation
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            near = pool.submit(neighbours)
+            sw = sweep if sweep is not None else grid.sweep(F)
+            found = list(pool.map(grid_chunk, grid.chunks(sw))) + [near.result()]
     pairs = [np.column_stack([i, j]) for i, j, _ in found if len(i)]
     points = [x for i, _, x in found if len(i)]
     if pairs:

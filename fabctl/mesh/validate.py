@@ -5,17 +5,18 @@ whether it passed, how bad a failure is (``error`` blocks printing, ``warning`` 
 measured value, the limit, and where (``locations_mm``). ``ok`` is true when every error check passed.
 
 Wall thickness is measured only on a mesh whose orientation can be trusted (closed, consistently wound, every
-shell of positive volume); otherwise the check fails as "not measured", naming the reason. It runs in a
-second thread while the self-intersections are found, and the grid of triangle boxes both use is built in
-that thread while the topology is checked, so ``timings_s`` holds each stage's own duration and they overlap.
+shell of positive volume); otherwise the check fails as "not measured", naming the reason. The
+self-intersections are found in a forked child process while the topology and the thickness are measured
+here (``fabctl.mesh.forked``; the same call runs here when there is no child), so ``timings_s`` holds each
+stage's own duration and the self-intersections overlap the rest.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -25,7 +26,8 @@ from fabctl import profiles
 from fabctl.mesh import topology as topo
 from fabctl.mesh.channel import ChannelMeasure, measure_channel
 from fabctl.mesh.fit import fits_build_volume
-from fabctl.mesh.intersect import SelfIntersections, Sweep, TriangleGrid, self_intersections
+from fabctl.mesh.forked import Forked
+from fabctl.mesh.intersect import SelfIntersections, TriangleGrid, self_intersections
 from fabctl.mesh.report import (
     MAX_LOCATIONS,
     Channel,
@@ -279,26 +281,12 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         clock = now
 
     geo = topo.Geometry(mesh.vertices, mesh.faces)
-    # shared per-face arrays, computed once before the threads start
-    geo.triangles, geo.cross, geo.normal  # noqa: B018
+    geo.cross  # noqa: B018 (before the fork, so the child inherits it)
     wall = float(resin.ifu.min_wall_mm.value)
     cap = max(10.0, 3.0 * wall)
-
-    def broad_phase() -> tuple[TriangleGrid, Sweep | None, float]:
-        t0 = time.perf_counter()
-        grid = TriangleGrid.build(geo.triangles)
-        return grid, grid.sweep(geo.faces), time.perf_counter() - t0
-
-    def thickness(grid: TriangleGrid) -> tuple[Thickness, float]:
-        t0 = time.perf_counter()
-        out = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), grid=grid)
-        return out, time.perf_counter() - t0
-
-    # two threads share the cores: the grid of triangle boxes is built while the topology is checked here,
-    # then the wall thickness runs beside the self-intersections (all big numpy / scipy operations that
-    # release the GIL)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        boxes = pool.submit(broad_phase)
+    # the self-intersections run in a forked child (their own grid, edges and shells) while the topology
+    # and the wall thickness run here: the two cores really work at once (see fabctl.mesh.forked)
+    with Forked(partial(self_intersections, threads=1), geo.vertices, geo.faces, geo.cross) as si_job:
         say("topology")
         checks, sh, labels, facts = topology_checks(geo)
         checks.append(_shell_check(sh))
@@ -310,23 +298,27 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
             why = "face orientation is inconsistent (see winding_consistent)"
         elif not facts["positive"]:
             why = "a shell is inside out or flat (see positive_volume)"
-        grid, sweep, t_grid = boxes.result()
-        pending = pool.submit(thickness, grid) if not why else None
+        grid = None
+        th = None
+        if not why:
+            say("wall thickness")
+            grid = TriangleGrid.build(geo.triangles)
+            th = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), grid=grid)
+        lap("thickness")
         say("self-intersections")
-        si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges,
-                                triangles=geo.triangles, sweep=sweep)
-        si_check, si_model = _si_check(si, geo.faces)
-        checks.insert(len(checks) - 1, si_check)
-        lap("self_intersections")
-        say("wall thickness")
-        th, t_th = pending.result() if pending is not None else (None, 0.0)
+        if si_job.forked:
+            si = si_job.result()
+            timings["self_intersections"] = round(si_job.seconds, 4)
+        else:  # no child: the same call here, sharing what is already built
+            si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges,
+                                    triangles=geo.triangles)
+            lap("self_intersections")
+        clock = time.perf_counter()
+    si_check, si_model = _si_check(si, geo.faces)
+    checks.insert(len(checks) - 1, si_check)
     total_area = float(geo.area.sum())
     tchecks, patches = _thickness_checks(th, why, resin, printer, total_area)
     checks += tchecks
-    lap("thickness")
-    timings["grid"] = round(t_grid, 4)
-    if pending is not None:
-        timings["thickness"] = round(t_th, 4)
     say("build volume")
     bv = printer.build_volume
     fr = fits_build_volume(geo.vertices, np.array([bv.x_mm, bv.y_mm, bv.z_mm]))

@@ -8,6 +8,7 @@ both allow: channel fidelity first, speed second. The job file is written by the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +115,13 @@ def _thumbnails(stack: SliceStack) -> dict[tuple[int, int], bytes]:
 
 
 def build_job(stack: SliceStack, printer: PrinterProfile, resin: ResinProfile, out: Path, job_name: str,
-              aa: int = 5, binary: bool = False, workers: int | None = None) -> tuple[str, str, float]:
-    """Write the printer's job file for ``stack``; returns (sha256, format label, print time s)."""
+              aa: int = 5, binary: bool = False, workers: int | None = None,
+              created: datetime | None = None) -> tuple[str, str, float]:
+    """Write the printer's job file for ``stack``; returns (sha256, format label, print time s).
+
+    ``created`` is the time the file states (the SL1's ``fileCreationTimestamp`` and zip entry times, the
+    CLI's ``$$DATE``; default now). The pipeline passes the design revision's registration time, so a job
+    file is a function of its inputs alone and rebuilding it gives the same sha256."""
     e = resin.exposure
     if printer.job_format == "sl1":
         screen = ScreenMap.from_raster(printer.raster)
@@ -129,7 +135,7 @@ def build_job(stack: SliceStack, printer: PrinterProfile, resin: ResinProfile, o
             used_material_ml=layercheck.resin_ml(stack), material_name=resin.id,
             printer_model=_model_name(printer), printer_profile=printer.id,
             print_profile=f"fabctl {stack.layer_height_mm:g}", software=f"fabctl-{__version__}",
-            settings=_sl1_settings(printer, resin, stack, aa))
+            settings=_sl1_settings(printer, resin, stack, aa), created=created or datetime.now(UTC))
 
         def render(i: int) -> tuple[int, int, np.ndarray]:
             tile = rasterize_layer(stack, i, screen, aa=aa)
@@ -145,7 +151,7 @@ def build_job(stack: SliceStack, printer: PrinterProfile, resin: ResinProfile, o
         job = gcode.LaserJob(job_name, printer.id, resin.id, power, speed, spot, e.hatch_spacing_mm,
                              first_speed_factor=min(1.0, e.exposure_s / e.first_exposure_s))
         return gcode.write_gcode(out, stack, job), "gcode", t
-    sha = cli_format.write_cli(out, stack, job_name, spot, e.hatch_spacing_mm, binary=binary)
+    sha = cli_format.write_cli(out, stack, job_name, spot, e.hatch_spacing_mm, binary=binary, date=created)
     return sha, "cli-binary" if binary else "cli", t
 
 

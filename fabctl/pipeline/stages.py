@@ -13,6 +13,7 @@ import io
 import json
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -248,14 +249,16 @@ class JobStage:
 
     def key(self, w: Work) -> str:
         return input_hash("job", __version__, w.keys["slice"], _job_settings(w.printer), w.resin.id,
-                          w.resin.exposure.model_dump(mode="json"), w.case)
+                          w.resin.exposure.model_dump(mode="json"), w.case, w.rev.registered_utc)
 
     def run(self, w: Work) -> dict[str, bytes]:
         assert w.stack is not None
         name = f"{w.case}{jobfile.EXT[w.printer.job_format]}"
         with tempfile.TemporaryDirectory(prefix="fabctl-job-") as tmp:
             out = Path(tmp) / name
-            sha, fmt, t_print = jobfile.build_job(w.stack, w.printer, w.resin, out, w.case)
+            # the file states the design revision's time, not the build's: same inputs, same bytes
+            sha, fmt, t_print = jobfile.build_job(w.stack, w.printer, w.resin, out, w.case,
+                                                  created=datetime.fromisoformat(w.rev.registered_utc))
             jobfile.write_preview(Path(tmp) / "preview.png", w.stack, w.printer, None)
             files = {name: out.read_bytes(), "preview.png": (Path(tmp) / "preview.png").read_bytes()}
         doc = {"job_file": name, "job_sha256": sha, "job_format": fmt, "print_time_s": round(t_print, 1),

@@ -149,3 +149,13 @@ def test_print_on_sim_sl1s_through_the_mock_prusalink(warm, tmp_path: Path) -> N
     finally:
         mock.vanish()
     assert fabctl(home, prof, "trace", "verify").code == 0
+    # the job file is a function of its inputs: built again from scratch, it has the same bytes (the SL1
+    # states the design revision's time, not the build's)
+    jobs = list((home / "cases" / "case-42" / "artifacts").glob("job-*"))
+    assert jobs
+    for d in jobs:
+        shutil.rmtree(d)
+    r = fabctl(home, prof, "slice", "case-42", "--printer", "sim-sl1s", "--json")
+    assert r.code == 0, r.err
+    assert list((home / "cases" / "case-42" / "artifacts").glob("job-*"))  # built anew
+    assert json.loads(r.out)["job"]["sha256"] == doc["job_file_sha256"]

@@ -44,3 +44,15 @@ def test_not_a_cli_file(tmp_path):
     p.write_text("hello")
     with pytest.raises(InputError):
         cli_format.read_cli(p)
+
+
+def test_same_inputs_same_bytes(stack, tmp_path):
+    """With the date given (the pipeline passes the design revision's time) the file is reproducible."""
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    a = cli_format.write_cli(tmp_path / "a.cli", stack, "case-3", 0.1, 0.1, date=when)
+    b = cli_format.write_cli(tmp_path / "b.cli", stack, "case-3", 0.1, 0.1, date=when)
+    c = cli_format.write_cli(tmp_path / "c.cli", stack, "case-3", 0.1, 0.1, date=datetime(2026, 3, 5, tzinfo=UTC))
+    assert a == b != c
+    assert cli_format.read_cli(tmp_path / "a.cli")[0]["DATE"] == "040326"

@@ -1,0 +1,92 @@
+"""The forked head start (fabctl.mesh.forked) and validation with and without it."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from fabctl import profiles
+from fabctl.mesh.forked import Forked, fork_enabled
+from fabctl.mesh.types import MeshInput
+from fabctl.mesh.validate import validate
+from tests.unit.mesh.guide_variants import load_guide, second_shell, self_intersection
+
+PARENT = os.getpid()
+
+
+def where_and_square(x: int) -> tuple[int, int]:
+    return os.getpid(), x * x
+
+
+def fails_in_child(x: int) -> int:
+    if os.getpid() != PARENT:
+        raise RuntimeError("only in the child")
+    return x + 1
+
+
+def dies_in_child(x: int) -> int:
+    if os.getpid() != PARENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x + 2
+
+
+def test_runs_in_a_child_and_returns_its_result() -> None:
+    assert fork_enabled()
+    with Forked(where_and_square, 12) as job:
+        assert job.forked
+        pid, value = job.result()
+    assert value == 144
+    assert pid != os.getpid()  # it really ran elsewhere
+    assert job.seconds >= 0.0
+
+
+@pytest.mark.parametrize("fn, expected", [(fails_in_child, 8), (dies_in_child, 9)])
+def test_a_failed_child_is_computed_here(fn, expected: int) -> None:
+    with Forked(fn, 7) as job:
+        assert job.forked
+        assert job.result() == expected
+    assert not job.forked  # the answer came from this process
+
+
+def test_disabled_by_environment(monkeypatch) -> None:
+    monkeypatch.setenv("FABCTL_MESH_FORK", "0")
+    assert not fork_enabled()
+    with Forked(where_and_square, 3) as job:
+        assert not job.forked
+        assert job.result() == (os.getpid(), 9)
+
+
+def test_leaving_early_reaps_the_child() -> None:
+    with Forked(where_and_square, 5) as job:
+        proc = job._proc
+        assert proc is not None
+    assert not proc.is_alive()
+    assert proc.exitcode is not None
+
+
+def _mesh(V: np.ndarray, F: np.ndarray) -> MeshInput:
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    F = np.ascontiguousarray(F, dtype=np.int64)
+    return MeshInput(vertices=V, faces=F, source_sha256="0" * 64, source_format="stl-binary", units="mm",
+                     units_source="declared")
+
+
+@pytest.mark.parametrize("variant", ["self_intersection", "second_shell"])
+def test_validation_is_the_same_with_and_without_the_child(monkeypatch, variant: str) -> None:
+    guide, plan = load_guide()
+    make = {"self_intersection": self_intersection, "second_shell": second_shell}[variant]
+    V, F, _ = make(np.array(guide.vertices), np.array(guide.faces))
+    mesh = _mesh(V, F)
+    resin, printer = profiles.resin(profiles.DEFAULT_RESIN), profiles.printer(profiles.DEFAULT_PRINTER)
+    reports = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("FABCTL_MESH_FORK", mode)
+        reports[mode] = validate(mesh, plan, resin, printer).model_dump(exclude={"timings_s"})
+    assert reports["1"] == reports["0"]
+    si = reports["1"]["self_intersections"]
+    if variant == "self_intersection":
+        assert si["pairs"] > 0
+    assert not reports["1"]["ok"]
