@@ -90,3 +90,25 @@ def test_validation_is_the_same_with_and_without_the_child(monkeypatch, variant:
     if variant == "self_intersection":
         assert si["pairs"] > 0
     assert not reports["1"]["ok"]
+
+
+def test_buffered_output_is_not_written_twice(tmp_path) -> None:
+    """The child flushes its copy of stdout when it ends; whatever the parent had buffered must not appear
+    twice (stdout to a pipe is block-buffered; multiprocessing flushes before it forks, a bare os.fork would
+    not)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import os\n"
+        "from fabctl.mesh.forked import Forked\n"
+        "print('before', end='')\n"
+        "with Forked(os.getpid) as job:\n"
+        "    child = job.result()\n"
+        "print(' after', child != os.getpid())\n")
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                         cwd=root, env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    assert out == "before after True\n"
