@@ -55,6 +55,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.interrupted: frozenset(),
 }
 TERMINAL: frozenset[JobState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+#: ``owner`` of a job handed to a machine that runs it by itself (a hot folder): no fabctl process follows it and
+#: no lease guards it, so ``recover`` leaves it alone. It stays ``printing`` until a person records what the
+#: machine reports (``fabctl queue outcome``; fabctl.pipeline.transport_run.record_outcome).
+HANDED_OVER = "machine"
 IN_FLIGHT: frozenset[JobState] = frozenset({S.preparing, S.sending, S.printing})
 ACTIVE: frozenset[JobState] = frozenset(JobState) - TERMINAL
 
@@ -216,6 +220,26 @@ def transition_in(cur, job_id: str, to: JobState | str, *, actor: str, reason: s
                        last_line=last_line, last_layer=last_layer, extra=extra)
 
 
+def hand_over(db: Database, job_id: str, *, actor: str, reason: str) -> Job:
+    """A ``printing`` job now belongs to the machine (``HANDED_OVER``): its owner changes, its state does not;
+    a ``job.state`` event (printing to printing, ``detail.handed_over``) records it."""
+    with db.write() as cur:
+        job = _get(cur, job_id)
+        if job.state is not S.printing:
+            raise CheckFailed(f"job {job_id} is {job.state.value}: only a printing job can be handed over")
+        cur.execute("UPDATE jobs SET owner = ?, reason = ?, updated_utc = ? WHERE job_id = ? AND state = ?",
+                    (HANDED_OVER, reason, _iso(_now()), job_id, S.printing.value))
+        new = _get(cur, job_id)
+        append(cur, job.case_id, _event(new, S.printing, S.printing, reason, None, None, {"handed_over": True}),
+               actor)
+        return new
+
+
+def get_in(cur, job_id: str) -> Job:
+    """``get`` inside the caller's transaction (InputError when the job does not exist)."""
+    return _get(cur, job_id)
+
+
 def record_progress(db: Database, job_id: str, *, last_line: int | None = None,
                     last_layer: int | None = None) -> None:
     """Store the last line/layer the printer confirmed (no trace event: not a state change)."""
@@ -279,6 +303,10 @@ def request_cancel(db: Database, job_id: str, *, actor: str, reason: str | None 
             raise CheckFailed(f"job {job_id} has already ended ({job.state.value}); nothing to cancel")
         if job.state is S.queued:
             return _transition(cur, job, S.cancelled, actor=actor, reason=reason or f"cancelled by {actor}")
+        if job.owner == HANDED_OVER:
+            raise CheckFailed(f"job {job_id} runs on the machine itself (hot folder): fabctl cannot stop it",
+                              hint=f"stop it at the machine, then: fabctl queue outcome {job_id} --state cancelled "
+                                   "--reason TEXT")
         if not job.cancel_requested:
             cur.execute("UPDATE jobs SET cancel_requested = 1, cancel_by = ?, updated_utc = ? WHERE job_id = ?",
                         (actor, _iso(_now()), job_id))
@@ -362,6 +390,8 @@ def recover(db: Database, *, actor: str, previous_owner: str | None = None,
             sql, params = sql + " AND printer_id = ?", (*states, printer_id)
         for r in cur.execute(sql + " ORDER BY job_no", params).fetchall():
             job = _job(r)
+            if job.owner == HANDED_OVER and job.state is S.printing:
+                continue  # the machine runs it; a person records its outcome
             held = _lease(cur, job.printer_id)
             alive = held is not None and held[0] == job.owner and held[1] > now
             if alive and job.owner != previous_owner:

@@ -1,5 +1,5 @@
-"""`fabctl queue serve | ls | status JOB | cancel JOB | requeue JOB | add JOBFILE --printer ID`: the printer
-queue and the daemon that owns the printers (fabctl/queue/daemon.py, fabctl/jobstore.py)."""
+"""`fabctl queue serve | ls | status JOB | cancel JOB | outcome JOB | requeue JOB | add JOBFILE --printer ID`:
+the printer queue and the daemon that owns the printers (fabctl/queue/daemon.py, fabctl/jobstore.py)."""
 
 from __future__ import annotations
 
@@ -125,6 +125,25 @@ def cancel(job_id: str = typer.Argument(..., metavar="JOB")) -> None:
     else:
         typer.echo(f"{job.job_id} is {job.state.value}: cancel requested; the daemon that owns it "
                    f"({job.owner}) stops it at the printer")
+
+
+@app.command("outcome")
+def outcome(job_id: str = typer.Argument(..., metavar="JOB"),
+            state: str = typer.Option(..., "--state", metavar="done|failed|cancelled",
+                                      help="What the machine reports for the job."),
+            reason: str | None = typer.Option(None, "--reason", help="Required unless done: what went wrong."),
+            json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout.")) -> None:
+    """Record the outcome of a job handed to a hot-folder machine (fabctl cannot see those machines run).
+
+    Only such a job qualifies; ``done`` assigns the guide's device serial as a followed print does."""
+    from fabctl.pipeline.transport_run import record_outcome
+
+    db = open_db(home())
+    job = record_outcome(db, job_id, state, reason, operator())
+    if json_out:
+        emit_json(job.as_dict())
+    else:
+        typer.echo(f"{job.job_id} {job.state.value} (recorded from the machine)")
 
 
 @app.command("requeue")

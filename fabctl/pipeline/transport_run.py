@@ -23,12 +23,12 @@ from typing import Any
 
 from fabctl import __version__, jobstore
 from fabctl.db import Database
-from fabctl.errors import FabctlError, TransportError
+from fabctl.errors import CheckFailed, FabctlError, InputError, TransportError
 from fabctl.jobstore import Job
 from fabctl.jobstore import JobState as QState
 from fabctl.pipeline.runner import Prepared, StageRecord
 from fabctl.profiles import PrinterProfile
-from fabctl.records import devices
+from fabctl.records import devices, privacy
 from fabctl.trace import log
 from fabctl.trace.print_events import PrintFinished, PrintStarted, StageRecorded
 from fabctl.transport import registry
@@ -98,6 +98,8 @@ def run_transport(db: Database, job: Job, prepared: Prepared, printer_profile: P
             printer.close()
     line, layer = _last(printer, final or (seen[0] if seen else None))
     if final is not None and final.state is JobState.printing and kind == "hotfolder":
+        # the machine runs it from here; a person records its outcome (record_outcome)
+        jobstore.hand_over(db, job.job_id, actor=actor, reason=(final.message or "delivered to the hot folder")[:600])
         _stage(db, prepared, job, t0, stages, actor)
         return QState.printing
     state, reason = _outcome(final, reason, cancel, is_cancelled())
@@ -154,3 +156,53 @@ def _stage(db: Database, prepared: Prepared, job: Job, t0: float, stages: list[S
         fabctl_version=__version__), actor)
     if stages is not None:
         stages.append(StageRecord("transport", key, None, secs, False, None))
+
+
+OUTCOMES = (QState.done, QState.failed, QState.cancelled)
+
+
+def _started_event(db: Database, job: Job) -> dict:
+    for ev in reversed(log.events(db, job.case_id)):
+        if ev.type == PrintStarted.TYPE and ev.payload.get("job_id") == job.job_id:
+            return ev.payload
+    raise CheckFailed(f"job {job.job_id} has no print.started event in the trace of {job.case_id}",
+                      hint="run `fabctl trace verify`; the outcome of a print that never started cannot be recorded")
+
+
+def record_outcome(db: Database, job_id: str, state: str, reason: str | None, actor: str) -> Job:
+    """Record what a hot-folder machine reports for a job handed to it: ``done`` (its device serial is assigned,
+    as for a print fabctl followed), ``failed`` or ``cancelled`` (with a reason). ``print.finished``, the
+    serial and the job's end commit together. Only a job handed over (``jobstore.HANDED_OVER``) qualifies:
+    fabctl follows every other printer itself and never takes a person's word for those."""
+    try:
+        to = QState(state)
+    except ValueError:
+        to = None
+    if to not in OUTCOMES:
+        raise InputError(f"outcome {state!r} is not one of done, failed, cancelled")
+    if to is not QState.done and not reason:
+        raise InputError(f"a {state} outcome needs --reason (what the machine reported)",
+                         hint="e.g. --reason 'recoater fault at layer 212'")
+    reason = privacy.check_text("--reason", reason)
+    job = jobstore.get(db, job_id)
+    if job.owner != jobstore.HANDED_OVER or job.state is not QState.printing:
+        raise CheckFailed(f"job {job_id} is {job.state.value} (owner {job.owner or 'none'}): only a job handed "
+                          "to a hot-folder machine waits for a recorded outcome",
+                          hint="fabctl follows every other printer itself; see `fabctl queue status JOB`")
+    started = _started_event(db, job) if job.kind == "case" else None
+    with db.write() as cur:
+        now = jobstore.get_in(cur, job_id)
+        if now.owner != jobstore.HANDED_OVER or now.state is not QState.printing:
+            raise CheckFailed(f"job {job_id} changed meanwhile ({now.state.value}); nothing recorded")
+        if started is not None:
+            log.append(cur, job.case_id, PrintFinished(
+                job_id=job_id, state=to.value, revision=started["revision"],
+                design_sha256=started["design_sha256"], job_sha256=started["job_sha256"],
+                printer_id=job.printer_id, resin_id=started["resin_id"], resin_lot=started["resin_lot"],
+                resin_lot_expires=started["resin_lot_expires"], started_utc=started["started_utc"],
+                finished_utc=_now(), reason=None if to is QState.done else reason,
+                fabctl_version=__version__), actor)
+            if to is QState.done:
+                devices.assign_device(cur, job.case_id, job_id, job.printer_id, quantity=1, actor=actor)
+        return jobstore.transition_in(cur, job_id, to, actor=actor, reason=reason,
+                                      extra={"recorded_outcome": True})

@@ -82,7 +82,12 @@ def run_file_job(db: Any, job: Job, cfg: Any, run: Any) -> None:
     finally:
         printer.close()
     run.on_status(final)
-    ok = final.state is PrinterJobState.done or (kind == "hotfolder" and final.state is PrinterJobState.printing)
+    if kind == "hotfolder" and final.state is PrinterJobState.printing and not run.cancel.is_set():
+        # delivered: the machine runs it from here and a person records its outcome (`fabctl queue outcome`)
+        jobstore.hand_over(db, job.job_id, actor=cfg.actor,
+                           reason=(final.message or "delivered to the hot folder")[:600])
+        return
+    ok = final.state is PrinterJobState.done
     if ok and not run.cancel.is_set():
         jobstore.transition(db, job.job_id, JobState.done, actor=cfg.actor, last_line=run.last_line,
                             last_layer=run.last_layer)

@@ -200,8 +200,8 @@ class PrinterWorker:
     def _end(self, db: Any, run: Running, error: str | None) -> None:
         """Bring the job to a terminal state if the runner left it open."""
         job = jobstore.get(db, run.job.job_id)
-        if job.terminal:
-            return
+        if job.terminal or (job.owner == jobstore.HANDED_OVER and error is None):
+            return  # ended, or handed to a hot-folder machine whose outcome a person records
         if run.cancel.is_set():
             to = JobState.cancelled if run.cancel.kind == "cancel" else JobState.interrupted
             reason = run.cancel.reason + (f" ({error})" if error else "")
