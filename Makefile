@@ -47,7 +47,7 @@ tools:
 
 test: lint octoprint postgres tools
 	$(BIN)/fabctl profile check
-	$(BIN)/python -m pytest -q -m 'not postgres'
+	$(BIN)/python -m pytest -q -m 'not postgres' --durations=15
 	FABCTL_TEST_DB=postgres $(BIN)/python -m pytest -q -m 'db or postgres'
 
 test-postgres: $(STAMP) postgres
