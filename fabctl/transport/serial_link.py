@@ -45,6 +45,8 @@ class PortLink:
         if os.name == "posix" and isinstance(self.port, serial.Serial) and isinstance(
                 getattr(self.port, "fd", None), int):
             self._fd = self.port.fd
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
         log.info("opened %s at %d baud", url, baud)
 
     def write(self, data: bytes) -> None:
@@ -77,7 +79,7 @@ class PortLink:
         fd = self._fd
         assert fd is not None
         try:
-            if not select.select([fd], [], [], self.poll_s if block else 0.0)[0]:
+            if not self._poll.poll(self.poll_s * 1000.0 if block else 0.0):
                 return b""  # (a raw tty with VMIN=0 would return b"" from read(): not a disconnect)
             data = os.read(fd, 65536)
         except BlockingIOError:

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 PROBE = b"M105\n"
 LONG_RUNNING = frozenset({"G4", "G28", "G29", "M400", "M109", "M190", "M600"})
+_PLAIN_HEADS = frozenset({"G0 ", "G1 ", "g0 ", "g1 "})  # cmd[:3] of a move: not in LONG_RUNNING, not M110
 _HINT = "the part is not finished: inspect the printer before starting again"
 
 
@@ -193,23 +194,28 @@ class Streamer:
     def run(self) -> str:
         """Stream to the end; returns ``"done"`` or ``"cancelled"``; raises ``TransportError``."""
         read_replies = getattr(self.link, "read_replies", None)
+        controls, clock = self.controls, time.monotonic
         try:
             while True:
-                self._controls()
-                self._check_complete()
+                # the flags are read without the lock here, as a hint: _controls decides under it
+                if controls.pause or controls.cancel or self.hold_from is not None or self.paused:
+                    self._controls()
+                if self.next_n > self.last_n:  # everything sent once: is the job complete?
+                    self._check_complete()
                 self._fill()
                 # after _fill nothing more can be sent until a reply comes: wait for one (poll_s at most)
                 if read_replies is not None:
                     oks, lines = read_replies(True)
                 else:
                     oks, lines = 0, self.link.read_lines(block=True)
-                now = time.monotonic()
+                now = clock()
                 if oks:
                     self._on_oks(oks, now)
                 for text in lines:
                     self._on_reply(parse_reply(text), now)
                 self._timers(now)
-                self._report(now)
+                if self.on_progress is not None and now - self._last_report >= self.s.progress_interval_s:
+                    self._report(now)
         except Outcome as end:
             self.outcome = str(end)
             self._report(time.monotonic(), force=True)
@@ -270,10 +276,10 @@ class Streamer:
         nbytes, numbered, stale = self.inflight_bytes, self.numbered, self.stale_bytes
         seq, pre, inflight, history = self.seq, self._pre, self.inflight, self.history
         sent_max, resent, barrier = self.sent_max, 0, False
-        first = n
+        first, n_pre = n, len(pre)
         out: list[bytes] = []
         while n <= stop and not barrier:
-            wire = pre[n] if sent_max < n < len(pre) else self._wire(n)
+            wire = pre[n] if sent_max < n < n_pre else self._wire(n)
             size = len(wire)
             if pingpong:
                 if numbered:
@@ -286,9 +292,13 @@ class Streamer:
                 sent_max = n
             else:
                 resent += 1
-            head = seq[n].split(" ", 1)[0].upper()
-            barrier = head == "M110"
-            inflight.append(_Entry(n, size, head in LONG_RUNNING, barrier))
+            cmd = seq[n]
+            if cmd[:3] in _PLAIN_HEADS:  # a G0/G1 move: neither long-running nor a barrier
+                inflight.append(_Entry(n, size))
+            else:
+                head = cmd.split(" ", 1)[0].upper()
+                barrier = head == "M110"
+                inflight.append(_Entry(n, size, head in LONG_RUNNING, barrier))
             nbytes += size
             numbered += 1
             n += 1
@@ -382,12 +392,13 @@ class Streamer:
                 continue
             size = barriers = count = 0
             e = inflight[0]
+            cancelling = self.phase != "stream"
             while count < k and inflight and inflight[0].n is not None:
                 e = inflight.popleft()
                 size += e.size
                 barriers += e.barrier
                 count += 1
-                if self.phase != "stream" and e.n < self.floor_n:  # job lines, not the cancel's stop lines
+                if cancelling and e.n < self.floor_n:  # job lines, not the cancel's stop lines
                     self._confirm_lines(e.n)
             k -= count
             self._acked_run(e, count, size, barriers, now)

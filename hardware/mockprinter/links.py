@@ -46,12 +46,13 @@ class PtyLink:
         os.set_blocking(self.master, False)  # writes wait in select only when the pty is full
         self.path = os.ttyname(self.slave)
         self.closed = False
+        self._poll = select.poll()
+        self._poll.register(self.master, select.POLLIN)
 
     def read(self, timeout: float) -> bytes | None:
         if self.closed:
             return None
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
+        if not self._poll.poll(timeout * 1000.0):
             return b""
         try:
             return os.read(self.master, 65536)
@@ -63,7 +64,15 @@ class PtyLink:
             raise
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
+        if self.closed:
+            return
+        try:  # the usual case: the pty takes it all at once
+            done = os.write(self.master, data)
+        except BlockingIOError:
+            done = 0
+        if done == len(data):
+            return
+        view = memoryview(data)[done:]
         while view and not self.closed:
             try:
                 view = view[os.write(self.master, view):]
@@ -207,19 +216,20 @@ class Runner:
     def _loop(self) -> None:
         if self._banner:
             self.sim.power_on(time.monotonic())
-        while not self._stop.is_set():
-            wait = self.sim.step(time.monotonic())
-            out = self.sim.take_output()
+        sim, link, stopped, clock = self.sim, self.link, self._stop.is_set, time.monotonic
+        while not stopped():
+            wait = sim.step(clock())
+            out = sim.take_output()
             if out:
-                self.link.write(out)
-            if self.sim.disconnected:
+                link.write(out)
+            if sim.disconnected:
                 log.info("mock printer: disconnect fault, dropping the link")
                 return
-            data = self.link.read(min(wait, 0.05))
+            data = link.read(wait if wait < 0.05 else 0.05)
             if data is None:
                 return
             if data:
-                self.sim.feed(data)
+                sim.feed(data)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()

@@ -34,6 +34,10 @@ _M110_N = re.compile(r"M110\s*N(-?\d+)")
 _LINE = re.compile(r"N([0-9]+)([^*]*)\*([0-9]+)")  # the usual well-formed numbered line (a fast path)
 _NUM = r"(-?[0-9]*\.?[0-9]+)"  # a number as _WORD reads it
 _MOVE = re.compile(rf"G([01])(?: X{_NUM})?(?: Y{_NUM})?(?: Z{_NUM})?(?: F{_NUM})?")  # the usual move (fast path)
+_BNUM = rb"(-?[0-9]*\.?[0-9]+)"
+# ``N<n> G0|G1 [X] [Y] [Z] [F]*<cs>`` exactly (one space after the number, none before ``*``): the usual line
+# of a stream, read straight from the receive buffer's bytes; any other line goes the general way
+_FAST_MOVE = re.compile(rb"N([0-9]+) (G([01])(?: X%s)?(?: Y%s)?(?: Z%s)?(?: F%s)?)\*([0-9]+)" % ((_BNUM,) * 4))
 _M105 = frozenset({"M105", "m105"})  # cmd[:4] of a temperature request
 HALT = "Error:Printer halted. kill() called!"
 
@@ -52,13 +56,15 @@ class SimStats:
 class _Job:
     """One parsed command: its line number (None if unnumbered), text, and when it ends once started."""
 
-    __slots__ = ("n", "cmd", "end", "busy_at", "silent", "extra")
+    __slots__ = ("n", "cmd", "end", "busy_at", "silent", "extra", "move")
 
-    def __init__(self, n: int | None, cmd: str) -> None:
+    def __init__(self, n: int | None, cmd: str, move: tuple[bool, bytes | None, bytes | None, bytes | None,
+                                                         bytes | None] | None = None) -> None:
         self.n, self.cmd = n, cmd
         self.end = self.busy_at = 0.0
         self.silent = False
         self.extra: tuple[str, ...] = ()  # lines printed before its ok
+        self.move = move  # a G0/G1 read when the line arrived: (is G1, X, Y, Z, F), each number None if absent
 
 
 def xor(data: str) -> int:
@@ -67,6 +73,22 @@ def xor(data: str) -> int:
     for ch in data.encode("ascii", "replace"):
         cs ^= ch
     return cs
+
+
+def xor_bytes(data: bytes | bytearray) -> int:
+    """XOR of every byte of ``data`` (up to 128 bytes): fold the bytes as one integer, halving each time."""
+    x = int.from_bytes(data, "little")
+    size = len(data)
+    if size > 32:
+        if size > 64:
+            x ^= x >> 512
+        x ^= x >> 256
+    x ^= x >> 128
+    x ^= x >> 64
+    x ^= x >> 32
+    x ^= x >> 16
+    x ^= x >> 8
+    return x & 0xFF
 
 
 def _words(cmd: str) -> dict[str, float]:
@@ -123,9 +145,16 @@ class MarlinSim:
         """Advance to ``now``; returns how long the caller may wait for input before stepping again."""
         if self.disconnected:
             return 0.05
+        if not self.cfg.baud:  # no emulated line rate: what is on the wire is in the receive buffer now
+            self._receive(now)
+            self._parse(now)
+            if self.queue or self.current is not None:
+                self._execute(now)
+            self._t = now
+            return self._next_wake(now)
         # With an emulated line rate, catch up in 1 ms slices: bytes arrive, are parsed and executed in
         # the order they would have been, even when this thread was not scheduled for a while.
-        t = self._t if self.cfg.baud and self.wire else now
+        t = self._t if self.wire else now
         while True:
             t = min(now, t + 0.001)
             self._receive(t)
@@ -137,6 +166,8 @@ class MarlinSim:
         return self._next_wake(now)
 
     def _next_wake(self, now: float) -> float:
+        if self.current is None and not self.wire:  # the usual case: idle until bytes arrive
+            return 0.0 if b"\n" in self.rx and len(self.queue) < self.cfg.bufsize and not self.halted else 0.05
         wake = 0.05
         if self.current is not None:
             wake = min(wake, self.current.end - now)
@@ -153,6 +184,13 @@ class MarlinSim:
     def _receive(self, now: float) -> None:
         if not self.wire:
             self._credit_t = now
+            return
+        if not self.cfg.baud and len(self.wire) + len(self.rx) <= self.cfg.rx_buffer:  # all of it fits
+            self.rx += self.wire
+            self.wire.clear()
+            self._credit_t = now
+            if len(self.rx) > self.stats.max_rx:
+                self.stats.max_rx = len(self.rx)
             return
         if self.cfg.baud:
             n = int((now - self._credit_t) * self.cfg.baud / 10)
@@ -174,12 +212,53 @@ class MarlinSim:
         self.stats.max_rx = max(self.stats.max_rx, len(self.rx))
 
     def _parse(self, now: float) -> None:
+        """Move complete lines from the receive buffer into the command queue while it has room.
+
+        With no fault to inject, the usual line (``N<n> G0|G1 ...*<cs>``) is checked on its bytes, and when
+        nothing is queued or running (and no ADVANCED_OK counts are due) it runs at once, as ``_execute``
+        would run it next: it still takes its command slot until the end of this group of lines, and its
+        ``ok`` is held until then, so the firmware answers exactly as the general path does.
+        """
         bufsize = self.cfg.bufsize
-        while not self.halted and not self.disconnected and len(self.queue) < bufsize:
+        fast = not self._kinds
+        run_now = fast and not self.cfg.advanced_ok
+        taken = oks = 0  # command slots taken / oks held by moves run at once in this group
+        queue, stats, accepted, executed, match = self.queue, self.stats, self.accepted, self.executed, \
+            _FAST_MOVE.fullmatch
+        while not self.halted and not self.disconnected and len(queue) + taken < bufsize:
             rx = self.rx  # a reset fault replaces it
             i = rx.find(b"\n")
             if i < 0:
-                return
+                break
+            m = match(rx, 0, i) if fast and i < MAX_CMD_SIZE and not self.skip_eol else None
+            if m is not None:  # the checks of _line on the line's bytes (ASCII by the pattern), same answers
+                n_b, cmd_b, g, x, y, z, f, cs_b = m.groups()
+                cs = xor_bytes(rx[:i - len(cs_b) - 1])  # the bytes before "*"
+                text = rx[:i].decode("ascii")
+                del rx[:i + 1]
+                stats.received_lines += 1
+                n = int(n_b)
+                if n != self.last_n + 1:
+                    self._reject("Line Number is not Last Line Number+1")
+                elif int(cs_b) != cs:
+                    self._reject("checksum mismatch")
+                elif not run_now or queue or self.current is not None:
+                    self.last_n = n
+                    accepted.append(text)
+                    queue.append(_Job(n, cmd_b.decode("ascii"), (g == b"1", x, y, z, f)))
+                else:
+                    self.last_n = n
+                    accepted.append(text)
+                    taken += 1
+                    duration = self._go(g == b"1", x and float(x), y and float(y), z and float(z), f and float(f))
+                    if duration <= 0.0:  # done as soon as begun: logged now, its ok at the end of the group
+                        executed.append((n, cmd_b.decode("ascii")))
+                        oks += 1
+                    else:  # it runs for a while: the job _execute would have started
+                        job = self.current = _Job(n, cmd_b.decode("ascii"))
+                        job.end = now + duration
+                        job.busy_at = now + self.cfg.busy_interval_s
+                continue
             raw = rx[:i if i < MAX_CMD_SIZE else MAX_CMD_SIZE - 1]  # longer lines are cut, as Marlin does
             del rx[:i + 1]
             if self.skip_eol:
@@ -189,6 +268,9 @@ class MarlinSim:
             if text:
                 self.stats.received_lines += 1
                 self._line(text, now)
+        if oks:
+            stats.oks += oks
+            self._out += b"ok\n" * oks
 
     def _flush_rx(self) -> None:
         self.skip_eol = bool(self.rx) and not self.rx.endswith(b"\n")
@@ -291,13 +373,25 @@ class MarlinSim:
     # -------------------------------------------------------------------------------------- executing
 
     def _execute(self, now: float) -> None:
+        queue = self.queue
+        plain = not self._kinds and not self.cfg.advanced_ok  # a move that takes no time just says "ok"
         while not self.halted and not self.disconnected:
             job = self.current
             if job is None:
-                if not self.queue:
+                if not queue:
                     return
-                job = self.queue.popleft()
-                duration = self._begin(job, now)
+                job = queue.popleft()
+                move = job.move
+                if plain and move is not None:  # what _begin and _complete do for such a move
+                    g1, x, y, z, f = move
+                    duration = self._go(g1, x and float(x), y and float(y), z and float(z), f and float(f))
+                    if duration <= 0.0 and not self.halted:
+                        self.executed.append((job.n, job.cmd))
+                        self.stats.oks += 1
+                        self._out += b"ok\n"
+                        continue
+                else:
+                    duration = self._begin(job, now)
                 if self.halted:
                     return
                 if duration <= 0.0:  # done as soon as begun
@@ -343,10 +437,15 @@ class MarlinSim:
         if kinds and job.n is not None and self._fault("halt", job.n):
             self._halt(HALT)
             return 0.0
-        move = _MOVE.fullmatch(job.cmd) if job.cmd[:1] == "G" else None
+        move = job.move
+        if move is None and job.cmd[:1] == "G":
+            m = _MOVE.fullmatch(job.cmd)
+            if m is not None:
+                g, x, y, z, f = m.groups()
+                move = (g == "1", x, y, z, f)
         if move is not None:  # "G0/G1 [X] [Y] [Z] [F]": what _words and _move would do, without the dict
-            g, x, y, z, f = move.groups()
-            duration = self._go(g == "1", x and float(x), y and float(y), z and float(z), f and float(f))
+            g1, x, y, z, f = move
+            duration = self._go(g1, x and float(x), y and float(y), z and float(z), f and float(f))
             busy = self._fault("busy", job.n) if kinds and job.n is not None else None
             return duration + (busy.arg if busy else 0.0)
         head = job.cmd.split(None, 1)[0].upper() if job.cmd else ""
@@ -369,7 +468,7 @@ class MarlinSim:
     def _go(self, g1: bool, x: float | None, y: float | None, z: float | None, f: float | None) -> float:
         """A G0 (``g1`` False) or G1 move to the given coordinates (None: unchanged); returns its seconds."""
         if f is not None:
-            self.feed_mm_min = max(f, 1e-6)
+            self.feed_mm_min = f if f > 1e-6 else 1e-6
         exposing = g1 and self.beam_on and (x is not None or y is not None)
         if x is None:
             x = self.x

@@ -486,3 +486,62 @@ def test_mock_fast_line_path_matches_the_checked_one() -> None:
     assert outputs[0] == outputs[1]
     assert sims[0].executed == sims[1].executed and sims[0].accepted == sims[1].accepted
     assert sims[0].stats == sims[1].stats and sims[0].stats.rejected_lines > 10
+
+
+@pytest.mark.parametrize(("scale", "advanced_ok"), [(0.0, True), (0.002, False), (0.002, True)])
+def test_mock_fast_line_path_matches_the_checked_one_with_timed_moves(scale: float, advanced_ok: bool) -> None:
+    """The same comparison with moves that take time (a move run as it arrives becomes the running job)
+    and with ADVANCED_OK counts (moves then always wait in the queue), driven like a host that resends
+    from the line the firmware asks for: outputs, logs and machine state agree step by step."""
+    import re
+
+    from mockprinter.config import MockConfig, parse_faults
+    from mockprinter.marlin import MarlinSim
+
+    from fabctl.transport.gcode_line import frame
+
+    rng = random.Random(SEED + 1)
+    base = MockConfig(exposure_s=1.0, exposure_scale=scale, advanced_ok=advanced_ok, rx_buffer=1024)
+    sims = [MarlinSim(base), MarlinSim(MockConfig(**{**base.__dict__, "faults": parse_faults("corrupt@999999")}))]
+    program = ["M110 N0"] + [rng.choice([f"G1 X{rng.uniform(0, 9):.3f} Y{rng.uniform(0, 9):.3f} F6000",
+                                         "M3 S120", "M5", f"G1 Z{rng.randint(0, 3) * 0.05:.2f}", "G0 X1 Y1",
+                                         "M105", "G4 P1"]) for _ in range(400)]
+    n, t, bad = 0, 1.0, 0
+    for _ in range(3000):
+        if n == 0 or n < len(program) and rng.random() < 0.7:
+            lines = []
+            for _ in range(1 if n == 0 else rng.randint(1, 4)):  # M110 alone: it is a barrier
+                if n >= len(program):
+                    break
+                wire = frame(n, program[n])
+                if n and rng.random() < 0.06:
+                    wire = wire.replace(b"*", b"*1", 1)  # a wrong checksum
+                    bad += 1
+                lines.append(wire)
+                n += 1
+            for sim in sims:
+                sim.feed(b"".join(lines))
+        t += 1e-3
+        outs = []
+        for sim in sims:
+            sim.step(t)
+            outs.append(sim.take_output())
+        assert outs[0] == outs[1]
+        resend = re.findall(rb"Resend: (\d+)", outs[0])
+        if resend:
+            n = int(resend[-1])
+    state = lambda s: (s.x, s.y, s.z, s.feed_mm_min, s.layer, s.beam_on, s.last_n, len(s.queue))  # noqa: E731
+    assert state(sims[0]) == state(sims[1])
+    assert sims[0].executed == sims[1].executed and sims[0].accepted == sims[1].accepted
+    assert sims[0].stats == sims[1].stats and sims[0].stats.rejected_lines > 5 and bad > 5
+    assert [c for _, c in sims[0].executed] == program  # the whole program ran, once, in order
+
+
+def test_mock_xor_of_bytes_matches_the_per_character_checksum() -> None:
+    """``xor_bytes`` (the fold used on the fast path) against the per-character XOR, every length to 128."""
+    from mockprinter.marlin import xor, xor_bytes
+
+    rng = random.Random(SEED)
+    for size in range(129):
+        data = bytes(rng.randrange(32, 127) for _ in range(size))
+        assert xor_bytes(data) == xor_bytes(bytearray(data)) == xor(data.decode("ascii")), size
