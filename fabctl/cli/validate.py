@@ -43,7 +43,17 @@ def _load_case(case_id: str) -> tuple[MeshInput, Plan, dict]:
     plan = load_plan(d / PLAN_FILE)
     plan_sha = hashlib.sha256((d / PLAN_FILE).read_bytes()).hexdigest()
     return mesh, plan, {"db": db, "revision": rev.revision, "design_sha256": rev.design_sha256,
-                        "plan_sha256": plan_sha}
+                        "plan_sha256": plan_sha, "rev": rev, "case_dir": store.case_dir(case_id)}
+
+
+def _keep_for_print(case_id: str, ctx: dict, report: ValidationReport, resin, printer) -> None:
+    """Store the report where ``fabctl print`` looks for its validation (the validate stage's artifact), so a
+    print of this revision with the same resin and printer geometry does not validate again."""
+    from fabctl.artifacts import ArtifactCache
+    from fabctl.pipeline.stages import validate_key
+
+    key = validate_key(case_id, ctx["rev"], resin, printer)
+    ArtifactCache(ctx["case_dir"]).put("validate", key, {"validation.json": report.model_dump_json(indent=2).encode()})
 
 
 def _record(case_id: str, ctx: dict, report: ValidationReport, actor: str) -> int:
@@ -147,6 +157,7 @@ def validate_cmd(
     seq = None
     if ctx is not None:
         seq = _record(case_id, ctx, report, actor)
+        _keep_for_print(case_id, ctx, report, rp, pp)
     if json_out:
         doc = report.model_dump(mode="json")
         if ctx is not None:

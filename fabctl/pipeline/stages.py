@@ -95,15 +95,26 @@ def _geometry(p: PrinterProfile) -> dict:
     return p.model_dump(mode="json", include={"technology", "build_volume", "raster", "laser"})
 
 
+def revision_key(case: str, rev: intake.Revision) -> str:
+    """The revision stage's key: the case, the revision and its files' hashes."""
+    return input_hash("revision", __version__, case, rev.revision, rev.design_sha256, rev.plan_sha256,
+                      rev.skin_sha256)
+
+
+def validate_key(case: str, rev: intake.Revision, resin: ResinProfile, printer: PrinterProfile) -> str:
+    """The validate stage's key. ``fabctl validate CASE`` stores its report under it too, so a print of the same
+    revision with the same resin and printer geometry reuses that validation instead of running it again."""
+    return input_hash("validate", __version__, revision_key(case, rev), resin.ifu.model_dump(mode="json"),
+                      _geometry(printer))
+
+
 class RevisionStage:
     """The approved revision: its hashes (the design bytes were checked by the design gate) and inputs."""
 
     name = "revision"
 
     def key(self, w: Work) -> str:
-        r = w.rev
-        return input_hash("revision", __version__, w.case, r.revision, r.design_sha256, r.plan_sha256,
-                          r.skin_sha256)
+        return revision_key(w.case, w.rev)
 
     def run(self, w: Work) -> dict[str, bytes]:
         r = w.rev
@@ -118,8 +129,7 @@ class ValidateStage:
     name = "validate"
 
     def key(self, w: Work) -> str:
-        return input_hash("validate", __version__, w.keys["revision"], w.resin.ifu.model_dump(mode="json"),
-                          _geometry(w.printer))
+        return validate_key(w.case, w.rev, w.resin, w.printer)
 
     def run(self, w: Work) -> dict[str, bytes]:
         assert w.inp is not None and w.inp.mesh is not None

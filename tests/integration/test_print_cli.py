@@ -159,3 +159,24 @@ def test_print_on_sim_sl1s_through_the_mock_prusalink(warm, tmp_path: Path) -> N
     assert r.code == 0, r.err
     assert list((home / "cases" / "case-42" / "artifacts").glob("job-*"))  # built anew
     assert json.loads(r.out)["job"]["sha256"] == doc["job_file_sha256"]
+
+
+def test_a_print_reuses_what_fabctl_validate_found(warm, tmp_path: Path) -> None:
+    """`fabctl validate CASE` stores its report as the print's validate artifact: the next print (here the
+    same stages without sending, `fabctl slice CASE`) takes it from the cache instead of validating again."""
+    home = copy_home(warm[0], tmp_path / "home")
+    arts = home / "cases" / "case-42" / "artifacts"
+    for d in arts.glob("validate-*"):
+        shutil.rmtree(d)
+    r = fabctl(home, warm[1], "validate", "case-42", "--printer", "sim-laser", "--json")
+    assert r.code == 0, r.err
+    assert len(list(arts.glob("validate-*"))) == 1
+    r = fabctl(home, warm[1], "slice", "case-42", "--printer", "sim-laser", "--json")
+    assert r.code == 0, r.err
+    stages = {s["name"]: s for s in json.loads(r.out)["stages"]}
+    assert stages["validate"]["cached"] is True
+    assert all(s["cached"] for s in stages.values())
+    # a different printer geometry is a different validation: not taken from the cache
+    r = fabctl(home, warm[1], "validate", "case-42", "--printer", "sim-sl1s", "--json")
+    assert r.code == 0, r.err
+    assert len(list(arts.glob("validate-*"))) == 2
