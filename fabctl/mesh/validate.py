@@ -281,12 +281,13 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         clock = now
 
     geo = topo.Geometry(mesh.vertices, mesh.faces)
-    geo.cross  # noqa: B018 (before the fork, so the child inherits it)
+    geo.cross  # noqa: B018 (with the triangles, before the fork, so the child inherits them)
     wall = float(resin.ifu.min_wall_mm.value)
     cap = max(10.0, 3.0 * wall)
     # the self-intersections run in a forked child (their own grid, edges and shells) while the topology
     # and the wall thickness run here: the two cores really work at once (see fabctl.mesh.forked)
-    with Forked(partial(self_intersections, threads=1), geo.vertices, geo.faces, geo.cross) as si_job:
+    with Forked(partial(self_intersections, threads=1, triangles=geo.triangles), geo.vertices, geo.faces,
+                geo.cross) as si_job:
         say("topology")
         checks, sh, labels, facts = topology_checks(geo)
         checks.append(_shell_check(sh))
