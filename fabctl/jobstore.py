@@ -58,7 +58,8 @@ TERMINAL: frozenset[JobState] = frozenset(s for s, nxt in TRANSITIONS.items() if
 #: ``owner`` of a job handed to a machine that runs it by itself (a hot folder): no fabctl process follows it and
 #: no lease guards it, so ``recover`` leaves it alone. It stays ``printing`` until a person records what the
 #: machine reports (``fabctl queue outcome``; fabctl.pipeline.transport_run.record_outcome).
-HANDED_OVER = "machine"
+#: (It contains a space, which no daemon's ``--owner`` and no ``fabctl print`` owner can.)
+HANDED_OVER = "hot-folder machine"
 IN_FLIGHT: frozenset[JobState] = frozenset({S.preparing, S.sending, S.printing})
 ACTIVE: frozenset[JobState] = frozenset(JobState) - TERMINAL
 

@@ -4,24 +4,39 @@ The mesh checks are long runs of numpy and scipy calls, many of which hold the G
 so two threads of one process barely overlap. A forked child shares the parent's arrays copy-on-write at no
 cost and really runs beside it; only its (small) result crosses a pipe, pickled.
 
-The child gets the default SIGTERM and ignores SIGINT (the parent decides: leaving the ``with`` block early
-kills and reaps the child). It runs only computation on inherited arrays, touches no database, file or log,
-and leaves with ``os._exit``. When fork is unavailable, disabled (``FABCTL_MESH_FORK=0``), or the child
-fails in any way (an exception, a crash, killed for memory), ``result()`` computes the same call here, so the
+The child is made harmless to the process it came from (which may be the queue daemon, streaming to other
+printers from other threads): it is the first to go when memory runs out (``oom_score_adj`` 1000), it dies
+with its parent (``PR_SET_PDEATHSIG``), it runs no garbage collection (objects of the parent's that were
+waiting to be collected are not finalised a second time in the child), it gets the default SIGTERM and ignores
+SIGINT, touches no database, file or log, and leaves with ``os._exit``. Leaving the ``with`` block early kills
+and reaps it.
+
+When fork is unavailable, disabled (``FABCTL_MESH_FORK=0``), or the child fails in any way (an exception, a
+crash, killed for memory, no answer within ``TIMEOUT_S``), ``result()`` computes the same call here, so the
 answer never depends on the child: the child is only ever a head start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import logging
 import multiprocessing
 import os
 import signal
 import time
 from collections.abc import Callable
+from multiprocessing.connection import wait
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: a child that has not answered after this long is killed and its work done here (the 880k-triangle guide
+#: takes about 3 s)
+TIMEOUT_S = 600.0
+_PR_SET_PDEATHSIG = 1
 
 
 def fork_enabled() -> bool:
@@ -29,16 +44,33 @@ def fork_enabled() -> bool:
     return os.environ.get("FABCTL_MESH_FORK", "1") != "0" and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _child(conn, fn: Callable[..., Any], args: tuple) -> None:
+def _name(fn: Callable[..., Any]) -> str:
+    inner = getattr(fn, "func", fn)  # a functools.partial names its function
+    return getattr(inner, "__name__", type(inner).__name__)
+
+
+def _harmless() -> None:
+    """The child's first steps (module docs)."""
+    gc.disable()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _child(conn, fn: Callable[..., Any], args: tuple) -> None:
+    _harmless()
     try:
         t0 = time.perf_counter()
-        out = fn(*args)
-        conn.send(("ok", out, time.perf_counter() - t0))
+        message = ("ok", fn(*args), time.perf_counter() - t0)
     except BaseException as err:  # noqa: BLE001 - reported to the parent, which recomputes
-        conn.send(("error", f"{type(err).__name__}: {err}", 0.0))
-    finally:
+        message = ("error", f"{type(err).__name__}: {err}", 0.0)
+    with contextlib.suppress(OSError, ValueError):  # the parent is gone or stopped listening: nothing to do
+        conn.send(message)
+    with contextlib.suppress(OSError):
         conn.close()
 
 
@@ -47,40 +79,61 @@ class Forked:
     duration. Use as a context manager so the child never outlives the caller."""
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.fn, self.args = fn, args
+        self.fn, self.args, self.name = fn, args, _name(fn)
         self.seconds = 0.0
         self.forked = False
         self._proc = None
         self._conn = None
-        if fork_enabled():
+        if not fork_enabled():
+            return
+        try:
             ctx = multiprocessing.get_context("fork")
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
-            try:
-                proc.start()
-            except (OSError, AssertionError) as err:  # out of processes; or inside a daemonic process
-                log.warning("cannot fork for %s (%s); computing it in this process", fn.__name__, err)
-                recv.close()
-                send.close()
-                return
+        except OSError as err:  # out of file descriptors
+            log.warning("cannot fork for %s (%s); computing it in this process", self.name, err)
+            return
+        proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+        try:
+            proc.start()  # (multiprocessing flushes stdout and stderr before it forks)
+        except (OSError, AssertionError) as err:  # out of processes; or inside a daemonic process
+            log.warning("cannot fork for %s (%s); computing it in this process", self.name, err)
+            recv.close()
             send.close()
-            self._proc, self._conn, self.forked = proc, recv, True
+            return
+        send.close()
+        self._proc, self._conn, self.forked = proc, recv, True
+
+    def _answer(self) -> tuple[str, Any, float]:
+        """The child's message; ("lost", ...) when it died, hung past ``TIMEOUT_S`` or sent garbage. Waits on
+        the child's exit as well as the pipe: another process forked meanwhile may hold a copy of the pipe's
+        write end, so a dead child does not always close it."""
+        conn, proc = self._conn, self._proc
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready = wait([conn, proc.sentinel], timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            if not ready:
+                continue
+            exited = proc.sentinel in ready
+            if conn.poll(0.05 if exited else 0):
+                try:
+                    return conn.recv()
+                except Exception:  # noqa: BLE001 - EOF, a broken or unreadable message: recompute
+                    return ("lost", "no readable answer", 0.0)
+            if exited:
+                return ("lost", f"it ended with exit code {proc.exitcode} and no answer", 0.0)
+        return ("lost", f"no answer within {TIMEOUT_S:g} s", 0.0)
 
     def result(self) -> Any:
         """The child's result, or the same call computed here if there is no child or it failed."""
         if self._proc is not None:
-            status, out, seconds = "lost", None, 0.0
             try:
-                status, out, seconds = self._conn.recv()
-            except (EOFError, OSError):
-                pass  # the child died before answering
+                status, out, seconds = self._answer()
             finally:
                 self._reap()
             if status == "ok":
                 self.seconds = seconds
                 return out
-            log.warning("forked %s failed (%s); computing it in this process", self.fn.__name__,
-                        out if status == "error" else "no answer")
+            log.warning("forked %s failed (%s); computing it in this process", self.name, out)
             self.forked = False
         t0 = time.perf_counter()
         out = self.fn(*self.args)
@@ -90,12 +143,12 @@ class Forked:
     def _reap(self) -> None:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
-        if conn is not None:
-            conn.close()
         if proc is not None:
             if proc.is_alive():
                 proc.kill()
             proc.join()
+        if conn is not None:
+            conn.close()
 
     def __enter__(self) -> Forked:
         return self

@@ -139,6 +139,7 @@ class TriangleGrid:
                     break
                 cell *= 1.5
         else:
+            cell = max(float(cell), size * 1e-6)  # more cells than that would overflow the int64 keys
             i0, i1 = cells(cell)
         dims = np.floor((top - origin) / cell).astype(np.int64) + 1
         owner, keys, first = _expand(i0, i1, dims)

@@ -321,7 +321,8 @@ def wall_thickness(geo: Geometry, *, spacing: float | None = None, cap: float = 
         if done >= s or low[order[done]] >= value[refined].min():
             break
     if refine_below > 0:
-        doubt = np.flatnonzero((value >= refine_below) & (low < refine_below) & ~refined)
+        # the pass/fail band keeps the full margin for every ball: a wall just under the limit must not pass
+        doubt = np.flatnonzero((value >= refine_below) & (value < refine_below * 1.06 + slack) & ~refined)
         if len(doubt):
             run(doubt[np.argsort(value[doubt])][:REFINE_MAX])
     return Thickness(sm, value, contact, refined, cap)

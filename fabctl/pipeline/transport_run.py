@@ -96,6 +96,9 @@ def run_transport(db: Database, job: Job, prepared: Prepared, printer_profile: P
     finally:
         with contextlib.suppress(FabctlError, OSError):
             printer.close()
+    if kind == "hotfolder" and final is not None:
+        with contextlib.suppress(FabctlError, OSError):
+            final = printer.status()  # a cancel may have withdrawn the file since follow() returned
     line, layer = _last(printer, final or (seen[0] if seen else None))
     if final is not None and final.state is JobState.printing and kind == "hotfolder":
         # the machine runs it from here; a person records its outcome (record_outcome)

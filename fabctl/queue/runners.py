@@ -75,6 +75,8 @@ def run_file_job(db: Any, job: Job, cfg: Any, run: Any) -> None:
             printer.start()
         else:
             run.cancel.on_cancel(printer.cancel)
+            if run.cancel.is_set():
+                return  # nothing delivered yet
             printer.send_job(path, start=True)
             jobstore.transition(db, job.job_id, JobState.printing, actor=cfg.actor)
             printer.follow(on_status=run.on_status)
@@ -82,8 +84,9 @@ def run_file_job(db: Any, job: Job, cfg: Any, run: Any) -> None:
     finally:
         printer.close()
     run.on_status(final)
-    if kind == "hotfolder" and final.state is PrinterJobState.printing and not run.cancel.is_set():
-        # delivered: the machine runs it from here and a person records its outcome (`fabctl queue outcome`)
+    if kind == "hotfolder" and final.state is PrinterJobState.printing:
+        # the file is in the machine's folder (a cancel that came too late could not withdraw it): the machine
+        # runs it from here and a person records its outcome (`fabctl queue outcome`)
         jobstore.hand_over(db, job.job_id, actor=cfg.actor,
                            reason=(final.message or "delivered to the hot folder")[:600])
         return

@@ -200,7 +200,9 @@ class PrinterWorker:
     def _end(self, db: Any, run: Running, error: str | None) -> None:
         """Bring the job to a terminal state if the runner left it open."""
         job = jobstore.get(db, run.job.job_id)
-        if job.terminal or (job.owner == jobstore.HANDED_OVER and error is None):
+        if job.terminal or job.owner == jobstore.HANDED_OVER:
+            if error is not None and not job.terminal:  # the machine prints it whatever went wrong here
+                log.warning("job %s is with the hot-folder machine; not ended: %s", job.job_id, error)
             return  # ended, or handed to a hot-folder machine whose outcome a person records
         if run.cancel.is_set():
             to = JobState.cancelled if run.cancel.kind == "cancel" else JobState.interrupted

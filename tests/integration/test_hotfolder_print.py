@@ -1,7 +1,8 @@
 """A print on a hot-folder machine (industrial-cli): delivered, handed over, its outcome recorded by a person.
 
-fabctl cannot see such a machine run, so the job stays ``printing`` (owner ``machine``) until someone records
-what the machine reports with ``fabctl queue outcome``; crash recovery of later prints leaves it alone.
+fabctl cannot see such a machine run, so the job stays ``printing`` (owner ``hot-folder machine``) until
+someone records what the machine reports with ``fabctl queue outcome``; crash recovery of later prints leaves
+it alone.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def test_hot_folder_print_then_the_recorded_outcome(tmp_path: Path) -> None:
     again = fabctl(home, prof, "print", "case-42", "--printer", "industrial-cli")
     assert_one_line_error(again, 3, job)
     st = json.loads(fabctl(home, prof, "queue", "status", job, "--json").out)
-    assert st["state"] == "printing" and st["owner"] == "machine"
+    assert st["state"] == "printing" and st["owner"] == "hot-folder machine"
     assert any(e["payload"].get("detail", {}).get("handed_over") for e in st["events"])
 
     # fabctl cannot stop the machine, and a person's word needs a reason unless the part is done

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import time
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fabctl import profiles
+from fabctl.mesh import forked
 from fabctl.mesh.forked import Forked, fork_enabled
 from fabctl.mesh.types import MeshInput
 from fabctl.mesh.validate import validate
@@ -43,12 +48,43 @@ def test_runs_in_a_child_and_returns_its_result() -> None:
     assert job.seconds >= 0.0
 
 
-@pytest.mark.parametrize("fn, expected", [(fails_in_child, 8), (dies_in_child, 9)])
+def hangs_in_child(x: int) -> int:
+    if os.getpid() != PARENT:
+        time.sleep(60)
+    return x + 3
+
+
+def child_settings(_x: int) -> tuple[str, bool]:
+    return Path("/proc/self/oom_score_adj").read_text().strip(), gc.isenabled()
+
+
+@pytest.mark.parametrize("fn, expected", [
+    (fails_in_child, 8), (dies_in_child, 9),
+    # validation passes a functools.partial: its failure must be handled the same way
+    (partial(fails_in_child), 8), (partial(dies_in_child), 9)])
 def test_a_failed_child_is_computed_here(fn, expected: int) -> None:
     with Forked(fn, 7) as job:
         assert job.forked
         assert job.result() == expected
     assert not job.forked  # the answer came from this process
+
+
+def test_a_child_that_hangs_is_killed_and_computed_here(monkeypatch) -> None:
+    monkeypatch.setattr(forked, "TIMEOUT_S", 1.0)
+    t0 = time.monotonic()
+    with Forked(partial(hangs_in_child), 7) as job:
+        proc = job._proc
+        assert job.result() == 10
+    assert time.monotonic() - t0 < 10
+    assert not proc.is_alive()
+
+
+def test_the_child_goes_first_when_memory_runs_out_and_collects_no_garbage() -> None:
+    with Forked(child_settings, 0) as job:
+        score, gc_on = job.result()
+    assert job.seconds >= 0.0
+    assert score == "1000" and gc_on is False
+    assert gc.isenabled()  # the parent's own collector is untouched
 
 
 def test_disabled_by_environment(monkeypatch) -> None:

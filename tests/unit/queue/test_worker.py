@@ -65,6 +65,10 @@ class Pipeline:
             js.transition(db, job.job_id, S.done, actor=actor, last_line=40)
         elif job.case_id == "case-open":
             on_status(PrinterStatus(PState.printing, layer=3, extra={"lines_sent": "17"}))
+        elif job.case_id.startswith("case-handed"):  # a hot-folder delivery: the machine has the file
+            js.hand_over(db, job.job_id, actor=actor, reason="delivered to the hot folder")
+            if job.case_id == "case-handed-then-error":
+                raise OSError("disk full while writing the stage record after the hand-over")
         elif job.case_id.startswith("case-long"):
             stopped = threading.Event()
             cancel.on_cancel(stopped.set)  # what a driver registers: printer.cancel
@@ -108,6 +112,23 @@ def test_case_jobs_through_the_pipeline_contract(fabctl_home: Path, daemon) -> N
     d.stop()
     summary = d.wait()
     assert summary["worker_errors"] == {} and js.printer_owner(db, PRINTER) is None
+    assert log.verify(db).ok
+
+
+def test_a_job_handed_to_a_hot_folder_machine_is_never_ended_by_the_daemon(fabctl_home: Path, daemon) -> None:
+    """Whatever happens after the hand-over (even an error), the machine prints the part: the job stays
+    printing with the machine as owner until a person records the outcome; the next start's recovery too."""
+    db = open_db(fabctl_home)
+    ids = {c: _job(db, c) for c in ("case-handed", "case-handed-then-error", "case-ok")}
+    d = daemon(Pipeline())
+    _wait(lambda: js.get(db, ids["case-ok"]).terminal, "the job after them")
+    for c in ("case-handed", "case-handed-then-error"):
+        j = js.get(db, ids[c])
+        assert (j.state, j.owner) == (S.printing, js.HANDED_OVER), c
+    d.stop()
+    d.wait()
+    assert js.recover(db, actor="queue-d2") == []
+    assert {js.get(db, ids[c]).state for c in ("case-handed", "case-handed-then-error")} == {S.printing}
     assert log.verify(db).ok
 
 
@@ -157,3 +178,41 @@ def test_bad_daemon_settings_are_refused(fabctl_home: Path) -> None:
         DaemonConfig(home=fabctl_home, printers=[PRINTER], lease_s=0.1)
     with pytest.raises(ProfileError, match="no-such-printer"):
         DaemonConfig(home=fabctl_home, printers=["no-such-printer"])
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_service_job_to_a_hot_folder_is_handed_over_or_never_delivered(fabctl_home: Path, tmp_path: Path,
+                                                                         monkeypatch, cancel_first: bool) -> None:
+    """Delivered: the machine has it (printing, owner the machine), never `done` on delivery. Cancelled before
+    delivery: nothing reaches the folder."""
+    import shutil
+
+    from fabctl.queue.runners import run_file_job
+    from fabctl.queue.worker import Running
+    from tests.integration.print_fixtures import set_key
+
+    prof = tmp_path / "profiles"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "profiles", prof)
+    folder = tmp_path / "hot"
+    folder.mkdir()
+    set_key(prof / "printers" / "industrial-cli.toml", "path", f'"{folder}"')
+    monkeypatch.setenv("FABCTL_PROFILES_DIR", str(prof))
+    job_file = tmp_path / "part.cli"
+    job_file.write_bytes(b"$$HEADERSTART\n$$ASCII\n$$HEADEREND\n")
+    db = open_db(fabctl_home)
+    job = js.create(db, case_id="", printer_id="industrial-cli", resin_id=None, lot=None, actor="tech1",
+                    queued=True, owner=None, kind="file", job_file=str(job_file))
+    assert js.acquire_printer(db, "industrial-cli", "d1", 30)
+    job = js.claim_next(db, "industrial-cli", "d1")
+    assert job is not None and job.state is S.preparing
+    run = Running(job)
+    if cancel_first:
+        run.cancel.set("cancel", "cancelled by tech1")
+    cfg = type("Cfg", (), {"actor": "queue-d1"})()
+    run_file_job(db, js.get(db, job.job_id), cfg, run)
+    j = js.get(db, job.job_id)
+    if cancel_first:
+        assert list(folder.iterdir()) == [] and j.state is not S.printing
+    else:
+        assert [p.name for p in folder.iterdir()] == ["part.cli"]
+        assert (j.state, j.owner) == (S.printing, js.HANDED_OVER)
