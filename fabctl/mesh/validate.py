@@ -314,12 +314,12 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
             si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges,
                                     triangles=geo.triangles)
             lap("self_intersections")
-        clock = time.perf_counter()
     si_check, si_model = _si_check(si, geo.faces)
     checks.insert(len(checks) - 1, si_check)
     total_area = float(geo.area.sum())
     tchecks, patches = _thickness_checks(th, why, resin, printer, total_area)
     checks += tchecks
+    clock = time.perf_counter()
     say("build volume")
     bv = printer.build_volume
     fr = fits_build_volume(geo.vertices, np.array([bv.x_mm, bv.y_mm, bv.z_mm]))
