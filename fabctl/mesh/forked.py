@@ -66,7 +66,8 @@ def _child(conn, fn: Callable[..., Any], args: tuple) -> None:
     try:
         t0 = time.perf_counter()
         message = ("ok", fn(*args), time.perf_counter() - t0)
-    except BaseException as err:  # noqa: BLE001 - reported to the parent, which recomputes
+    except Exception as err:  # noqa: BLE001 - reported to the parent, which recomputes (anything else ends
+        # the child without an answer, which the parent also recomputes)
         message = ("error", f"{type(err).__name__}: {err}", 0.0)
     with contextlib.suppress(OSError, ValueError):  # the parent is gone or stopped listening: nothing to do
         conn.send(message)
