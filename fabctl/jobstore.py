@@ -89,6 +89,11 @@ class Job:
     def terminal(self) -> bool:
         return self.state in TERMINAL
 
+    @property
+    def handed_over(self) -> bool:
+        """Printing on a hot-folder machine that runs it by itself (``HANDED_OVER``): only a person ends it."""
+        return self.owner == HANDED_OVER and self.state is JobState.printing
+
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["state"] = self.state.value
@@ -304,7 +309,7 @@ def request_cancel(db: Database, job_id: str, *, actor: str, reason: str | None 
             raise CheckFailed(f"job {job_id} has already ended ({job.state.value}); nothing to cancel")
         if job.state is S.queued:
             return _transition(cur, job, S.cancelled, actor=actor, reason=reason or f"cancelled by {actor}")
-        if job.owner == HANDED_OVER:
+        if job.handed_over:
             raise CheckFailed(f"job {job_id} runs on the machine itself (hot folder): fabctl cannot stop it",
                               hint=f"stop it at the machine, then: fabctl queue outcome {job_id} --state cancelled "
                                    "--reason TEXT")
@@ -391,7 +396,7 @@ def recover(db: Database, *, actor: str, previous_owner: str | None = None,
             sql, params = sql + " AND printer_id = ?", (*states, printer_id)
         for r in cur.execute(sql + " ORDER BY job_no", params).fetchall():
             job = _job(r)
-            if job.owner == HANDED_OVER and job.state is S.printing:
+            if job.handed_over:
                 continue  # the machine runs it; a person records its outcome
             held = _lease(cur, job.printer_id)
             alive = held is not None and held[0] == job.owner and held[1] > now

@@ -91,7 +91,7 @@ def _interrupted(db: Database, job: Any, actor: str) -> None:
     if job is None:
         return
     now = jobstore.get(db, job.job_id)
-    if now.state in jobstore.IN_FLIGHT and now.owner != jobstore.HANDED_OVER:  # (the machine prints that one)
+    if now.state in jobstore.IN_FLIGHT and not now.handed_over:  # (the machine prints that one)
         jobstore.transition(db, job.job_id, jobstore.JobState.interrupted, actor=actor,
                             reason="fabctl print was interrupted (Ctrl-C or SIGTERM); never resumed: print again")
 
@@ -100,7 +100,7 @@ def _failed(db: Database, job: Any, actor: str, reason: str) -> None:
     if job is None:
         return
     now = jobstore.get(db, job.job_id)
-    if now.state not in jobstore.TERMINAL and now.owner != jobstore.HANDED_OVER:
+    if now.state not in jobstore.TERMINAL and not now.handed_over:
         jobstore.transition(db, job.job_id, jobstore.JobState.failed, actor=actor, reason=reason)
 
 

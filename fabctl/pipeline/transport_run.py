@@ -188,14 +188,14 @@ def record_outcome(db: Database, job_id: str, state: str, reason: str | None, ac
                          hint="e.g. --reason 'recoater fault at layer 212'")
     reason = privacy.check_text("--reason", reason)
     job = jobstore.get(db, job_id)
-    if job.owner != jobstore.HANDED_OVER or job.state is not QState.printing:
+    if not job.handed_over:
         raise CheckFailed(f"job {job_id} is {job.state.value} (owner {job.owner or 'none'}): only a job handed "
                           "to a hot-folder machine waits for a recorded outcome",
                           hint="fabctl follows every other printer itself; see `fabctl queue status JOB`")
     started = _started_event(db, job) if job.kind == "case" else None
     with db.write() as cur:
         now = jobstore.get_in(cur, job_id)
-        if now.owner != jobstore.HANDED_OVER or now.state is not QState.printing:
+        if not now.handed_over:
             raise CheckFailed(f"job {job_id} changed meanwhile ({now.state.value}); nothing recorded")
         if started is not None:
             log.append(cur, job.case_id, PrintFinished(

@@ -200,7 +200,7 @@ class PrinterWorker:
     def _end(self, db: Any, run: Running, error: str | None) -> None:
         """Bring the job to a terminal state if the runner left it open."""
         job = jobstore.get(db, run.job.job_id)
-        if job.terminal or job.owner == jobstore.HANDED_OVER:
+        if job.terminal or job.handed_over:
             if error is not None and not job.terminal:  # the machine prints it whatever went wrong here
                 log.warning("job %s is with the hot-folder machine; not ended: %s", job.job_id, error)
             return  # ended, or handed to a hot-folder machine whose outcome a person records
