@@ -12,7 +12,7 @@ FABCTL := FABCTL_HOME=$(DEMO_HOME) FABCTL_OPERATOR=demo-tech $(BIN)/fabctl
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml hardware/pyproject.toml
+$(STAMP): pyproject.toml hardware/pyproject.toml $(wildcard fabctl/mesh/*.c fabctl/mesh/*.h)
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "fabctl needs Python 3.11 or newer (set PYTHON=...)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -32,6 +32,13 @@ from functools import cached_property
 
 import numpy as np
 
+try:  # the broad phase's inner loop, compiled at install when a C compiler is there (pyproject.toml)
+    from fabctl.mesh import _cellpairs
+except ImportError:  # pragma: no cover - depends on the install; the numpy sweep finds the same pairs
+    _cellpairs = None
+if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
+    _cellpairs = None
+
 REL_TOL = 1e-9
 PAIR_CHUNK = 2_000_000
 #: worker threads for the pair chunks (numpy releases the GIL inside each big array operation)
@@ -268,6 +275,27 @@ class TriangleGrid:
                 share |= vp == vq[k2]
         keep = ~share
         return np.take(sw.tri, np.compress(keep, p)), np.take(sw.tri, np.compress(keep, q))
+
+    def cell_pairs(self, faces: np.ndarray, size: int | None = None):
+        """The pairs ``chunk_pairs`` gives over the whole sweep, from the compiled loop
+        (``fabctl/mesh/_cellpairs.c``): yields ((p,) i, (p,) j) triangle pairs, at most about ``size``
+        (default ``PAIR_CHUNK``) per chunk. Only when ``_cellpairs`` is built."""
+        if len(self.ustart) < 2:
+            return
+        widest = int(np.diff(self.ustart).max())
+        cap = max(size or PAIR_CHUNK, widest, 1)
+        lo32, hi32 = self.boxes32()
+        fc = [np.ascontiguousarray(faces[:, k], dtype=np.int64) for k in range(3)]
+        ustart = np.ascontiguousarray(self.ustart, dtype=np.int64)
+        tri = np.ascontiguousarray(self.tri, dtype=np.int64)
+        first = np.ascontiguousarray(self.first, dtype=np.uint8)
+        cell, row, last = 0, 0, len(ustart) - 1
+        while cell < last:
+            oi = np.zeros(cap, dtype=np.int64)
+            oj = np.zeros(cap, dtype=np.int64)
+            n, cell, row = _cellpairs.cell_pairs(ustart, tri, first, *lo32, *hi32, *fc, oi, oj, cell, row)
+            if n:
+                yield oi[:n], oj[:n]
 
     @cached_property
     def columns(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -582,26 +610,26 @@ def _sides(pl: _Planes, x: np.ndarray, y: np.ndarray,
     return all_above | all_below, above & below, flat
 
 
-def _drop_same_sheet(pl: _Planes, i: np.ndarray, j: np.ndarray, tol: float,
-                     shell_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Drop coplanar pairs facing the same way within one shell: neighbours on a flat region. On an oriented
-    shell, faces can only cover each other by folding, and a fold turns one of them over (opposite normals:
-    still tested), or by a sheet winding over itself while facing the same way, which a closed guide does
-    not do without also crossing elsewhere. Pairs from two shells are always tested."""
+def _split_same_sheet(pl: _Planes, i: np.ndarray, j: np.ndarray,
+                      tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split off the coplanar pairs facing the same way: (i, j) the rest, (si, sj) those. Within one shell
+    they are neighbours on a flat region and are dropped (``finish``): on an oriented shell, faces can only
+    cover each other by folding, and a fold turns one of them over (opposite normals: still tested), or by a
+    sheet winding over itself while facing the same way, which a closed guide does not do without also
+    crossing elsewhere. Such pairs from two shells are tested."""
     ni, nj = np.take(pl.unit, i, axis=0), np.take(pl.unit, j, axis=0)
     same = _dot(ni, nj) >= 1.0 - 1e-6
     same &= _dot(ni, ni) > 0.5  # a degenerate face has no plane to share
-    if shell_labels is not None:
-        same &= np.take(shell_labels, i) == np.take(shell_labels, j)
     if not same.any():
-        return i, j
+        z = np.zeros(0, dtype=i.dtype)
+        return i, j, z, z
     si, sj = np.compress(same, i), np.compress(same, j)
     flat = np.ones(len(si), dtype=bool)
     for d in pl.distances(si, sj):
         flat &= np.abs(d) <= tol
     drop = np.zeros(len(i), dtype=bool)
     drop[np.flatnonzero(same)[flat]] = True
-    return np.compress(~drop, i), np.compress(~drop, j)
+    return np.compress(~drop, i), np.compress(~drop, j), np.compress(drop, i), np.compress(drop, j)
 
 
 def _plane_reject(pl: _Planes, i: np.ndarray, j: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -617,12 +645,116 @@ def _plane_reject(pl: _Planes, i: np.ndarray, j: np.ndarray, tol: float) -> tupl
     return np.compress(keep, i), np.compress(keep, j)
 
 
+@dataclass
+class Candidates:
+    """What ``candidates`` finds without the mesh's topology, for ``finish``: hit_i, hit_j : (h,) intersecting
+    face pairs; points : (h, 3) a point of each; sheet_i, sheet_j : (s,) coplanar pairs facing the same way,
+    dropped within a shell, tested across two."""
+
+    hit_i: np.ndarray
+    hit_j: np.ndarray
+    points: np.ndarray
+    sheet_i: np.ndarray
+    sheet_j: np.ndarray
+
+
+def candidates(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
+               grid: TriangleGrid | None = None, triangles: np.ndarray | None = None,
+               sweep: Sweep | None = None, threads: int | None = None) -> Candidates:
+    """The self-intersections that need no edge table or shells: every grid pair (sharing no vertex) and
+    every pair around a vertex whose fan is not certified (``_fan_pairs``), through the narrow phase.
+
+    vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
+    products), computed when not given; grid : a prebuilt ``TriangleGrid`` of the faces; triangles : (m, 3, 3)
+    ``vertices[faces]`` if at hand; sweep : ``grid.sweep(faces)`` if at hand (numpy path); threads : worker
+    threads for the chunks (default ``THREADS``; 1 runs everything in the calling thread).
+    """
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64)
+    z = np.zeros(0, dtype=np.int64)
+    if len(F) < 2:
+        return Candidates(z, z, np.zeros((0, 3)), z, z)
+    if triangles is None:
+        triangles = np.take(V, F, axis=0)
+    if normals_raw is None:
+        normals_raw = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    grid = grid or TriangleGrid.build(triangles)
+    tol = contact_tolerance(V)
+    planes = _Planes.of(triangles, normals_raw)
+
+    def fans() -> tuple[np.ndarray, ...]:
+        i, j = _fan_pairs(V, F, normals_raw, triangles)
+        if not len(i):
+            return i, j, np.zeros((0, 3)), z, z
+        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
+        return i[hit], j[hit], pt[hit], z, z
+
+    def grid_chunk(span: tuple[int, int] | tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+        # grid pairs share no vertex: drop those wholly on one side of the other's plane
+        i, j = grid.chunk_pairs(sw, *span) if isinstance(span[0], int) else span
+        i, j = _plane_reject(planes, i, j, tol)
+        i, j, si, sj = _split_same_sheet(planes, i, j, tol)
+        if not len(i):
+            return i, j, np.zeros((0, 3)), si, sj
+        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
+        return i[hit], j[hit], pt[hit], si, sj
+
+    threads = THREADS if threads is None else threads
+    sw = None
+    if threads <= 1:
+        if _cellpairs is not None:
+            found = [grid_chunk(ij) for ij in grid.cell_pairs(F)] + [fans()]
+        else:
+            sw = sweep if sweep is not None else grid.sweep(F)
+            found = [grid_chunk(span) for span in grid.chunks(sw)] + [fans()]
+    else:  # chunks of big numpy operations, which release the GIL at least inside each operation
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            near = pool.submit(fans)
+            if _cellpairs is not None:
+                found = list(pool.map(grid_chunk, grid.cell_pairs(F))) + [near.result()]
+            else:
+                sw = sweep if sweep is not None else grid.sweep(F)
+                found = list(pool.map(grid_chunk, grid.chunks(sw))) + [near.result()]
+    cat = [np.concatenate([f[k] for f in found]).astype(np.int64) for k in (0, 1, 3, 4)]
+    return Candidates(cat[0], cat[1], np.concatenate([f[2] for f in found]).reshape(-1, 3), cat[2], cat[3])
+
+
+def finish(cand: Candidates, vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray,
+           shell_labels: np.ndarray, edges) -> SelfIntersections:
+    """``candidates`` completed with what needs the topology: same-facing coplanar pairs of two shells, and
+    the pairs sharing an edge that could fold (``_edge_pairs``), through the narrow phase; then each pair
+    once (i < j), sorted, with whether it joins two shells.
+
+    shell_labels : (m,) shell of each face; edges : the faces' ``topology.EdgeTable``."""
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64)
+    tol = contact_tolerance(V) if len(V) else 0.0
+    found_i, found_j, found_x = [cand.hit_i], [cand.hit_j], [cand.points]
+    two = np.take(shell_labels, cand.sheet_i) != np.take(shell_labels, cand.sheet_j)
+    ei, ej = _edge_pairs(F, normals_raw, edges) if len(F) >= 2 else (cand.hit_i[:0], cand.hit_j[:0])
+    ti = np.concatenate([np.compress(two, cand.sheet_i), ei]).astype(np.int64)
+    tj = np.concatenate([np.compress(two, cand.sheet_j), ej]).astype(np.int64)
+    if len(ti):
+        hit, pt = _test_pairs(V, F, normals_raw, ti, tj, tol)
+        found_i.append(ti[hit])
+        found_j.append(tj[hit])
+        found_x.append(pt[hit])
+    P = np.sort(np.column_stack([np.concatenate(found_i), np.concatenate(found_j)]).astype(np.int64), axis=1)
+    X = np.concatenate(found_x).reshape(-1, 3)
+    # a pair found twice (sharing an edge, around an uncertified fan too) is the same test: keep one
+    key = P[:, 0] * max(len(F), 1) + P[:, 1]
+    _, first = np.unique(key, return_index=True)
+    P, X = P[first], X[first]
+    inter = np.take(shell_labels, P[:, 0]) != np.take(shell_labels, P[:, 1])
+    return SelfIntersections(P, X, inter)
+
+
 def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
                        shell_labels: np.ndarray | None = None,
                        grid: TriangleGrid | None = None, edges=None,
                        triangles: np.ndarray | None = None, sweep: Sweep | None = None,
                        threads: int | None = None) -> SelfIntersections:
-    """All intersecting face pairs of a mesh.
+    """All intersecting face pairs of a mesh: ``candidates`` then ``finish``.
 
     vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
     products), computed when not given; shell_labels : (m,) shell of each face (to tell inter-shell pairs);
@@ -642,55 +774,10 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.
         triangles = np.take(V, F, axis=0)
     if normals_raw is None:
         normals_raw = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
-    grid = grid or TriangleGrid.build(triangles)
     if edges is None or shell_labels is None:
         from fabctl.mesh.topology import edge_table, shells
 
         edges = edges if edges is not None else edge_table(F)
         shell_labels = shell_labels if shell_labels is not None else shells(F, edges)[1]
-    tol = contact_tolerance(V)
-    planes = _Planes.of(triangles, normals_raw)
-
-    def neighbours() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ei, ej = _edge_pairs(F, normals_raw, edges)
-        vi, vj = _fan_pairs(V, F, normals_raw, triangles)
-        ai, aj = np.concatenate([ei, vi]), np.concatenate([ej, vj])
-        if not len(ai):
-            return ai, aj, np.zeros((0, 3))
-        key = np.unique(ai * len(F) + aj)
-        i, j = key // len(F), key % len(F)
-        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
-        return i[hit], j[hit], pt[hit]
-
-    def grid_chunk(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # grid pairs share no vertex: drop those wholly on one side of the other's plane
-        i, j = grid.chunk_pairs(sw, *span)
-        i, j = _plane_reject(planes, i, j, tol)
-        i, j = _drop_same_sheet(planes, i, j, tol, shell_labels)
-        if not len(i):
-            return i, j, np.zeros((0, 3))
-        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
-        return i[hit], j[hit], pt[hit]
-
-    threads = THREADS if threads is None else threads
-    if threads <= 1:
-        sw = sweep if sweep is not None else grid.sweep(F)
-        found = [grid_chunk(span) for span in grid.chunks(sw)] + [neighbours()]
-    else:  # chunks of big numpy operations, which release the GIL at least inside each operation
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            near = pool.submit(neighbours)
-            sw = sweep if sweep is not None else grid.sweep(F)
-            found = list(pool.map(grid_chunk, grid.chunks(sw))) + [near.result()]
-    pairs = [np.column_stack([i, j]) for i, j, _ in found if len(i)]
-    points = [x for i, _, x in found if len(i)]
-    if pairs:
-        P = np.concatenate(pairs)
-        X = np.concatenate(points)
-    else:
-        P = np.zeros((0, 2), dtype=np.int64)
-        X = np.zeros((0, 3))
-    P = np.sort(P, axis=1)
-    order = np.lexsort((P[:, 1], P[:, 0]))
-    P, X = P[order], X[order]
-    inter = shell_labels[P[:, 0]] != shell_labels[P[:, 1]]
-    return SelfIntersections(P, X, inter)
+    cand = candidates(V, F, normals_raw, grid=grid, triangles=triangles, sweep=sweep, threads=threads)
+    return finish(cand, V, F, normals_raw, shell_labels, edges)

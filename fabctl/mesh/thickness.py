@@ -26,6 +26,7 @@ Thickness above ``cap`` is reported as ``cap``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,13 @@ from trimesh.triangles import closest_point
 from fabctl.mesh.intersect import TriangleGrid
 from fabctl.mesh.topology import Geometry
 
+try:  # the shrinking balls' loop, compiled at install when a C compiler is there (pyproject.toml)
+    from fabctl.mesh import _balls
+except ImportError:  # pragma: no cover - depends on the install; the numpy loop below does the same job
+    _balls = None
+if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
+    _balls = None
+
 FACING_COS = 0.643  # cos 50 degrees
 TARGET_SAMPLES = 60_000
 MAX_SAMPLES = 250_000
@@ -44,6 +52,7 @@ SPACING_MIN_MM = 0.12
 SPACING_MAX_MM = 0.5
 K_LEVELS = (8, 32)
 R_FINE = 6.0
+CUBE = 6.0  # the compiled loop buckets each level in cubes of CUBE spacings
 REFINE_BATCH = 1000
 REFINE_MAX = 4_000
 MAX_ITER = 60
@@ -152,8 +161,8 @@ def _level_of(r: np.ndarray, h0: float, levels: int) -> np.ndarray:
     return np.minimum(lv, levels - 1)
 
 
-def _balls(P: np.ndarray, N: np.ndarray, r: np.ndarray, sets: list[Samples], trees: list[cKDTree],
-           cap_r: float, facing_cos: float) -> tuple[np.ndarray, np.ndarray]:
+def _balls_numpy(P: np.ndarray, N: np.ndarray, r: np.ndarray, sets: list[Samples], trees: list[cKDTree],
+                 cap_r: float, facing_cos: float) -> tuple[np.ndarray, np.ndarray]:
     """Shrinking balls at points P (q, 3) with normals N from initial radii r: (q,) radius, (q, 3) contact.
 
     A ball that holds no facing sample doubles (up to ``cap_r``) until it does, then shrinks through the
@@ -211,6 +220,65 @@ def _balls(P: np.ndarray, N: np.ndarray, r: np.ndarray, sets: list[Samples], tre
     return r, contact
 
 
+@dataclass
+class _Buckets:
+    """Every sample level bucketed for the compiled loop (``_balls.shrink``): level l in cubes of side
+    ``CUBE * h0 * 2**l`` from one origin. points, normals : (S, 3) all levels, level by level, each ordered by
+    cube; keys : (C,) each level's occupied cube keys, sorted within the level; cstart : (C + 1,) sample range of
+    each cube; lcells : (L + 1,) cube range of each level; sstart : (L + 1,) sample range of each level;
+    origin : (3,); dims : (L, 3) cubes per axis."""
+
+    points: np.ndarray
+    normals: np.ndarray
+    keys: np.ndarray
+    cstart: np.ndarray
+    lcells: np.ndarray
+    sstart: np.ndarray
+    origin: np.ndarray
+    dims: np.ndarray
+
+    @classmethod
+    def of(cls, sets: list[Samples]) -> _Buckets:
+        h0 = sets[0].spacing
+        allp = np.concatenate([x.points for x in sets])
+        origin, top = allp.min(axis=0), allp.max(axis=0)
+        pts, nrm, keys, cstart, dims = [], [], [], [], []
+        lcells, sstart = [0], [0]
+        for lv, S in enumerate(sets):
+            side = CUBE * h0 * 2**lv
+            dm = np.floor((top - origin) / side).astype(np.int64) + 1
+            ijk = np.minimum(np.floor((S.points - origin) / side).astype(np.int64), dm - 1)
+            key = (ijk[:, 0] * dm[1] + ijk[:, 1]) * dm[2] + ijk[:, 2]
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+            pts.append(S.points[order])
+            nrm.append(S.normals[order])
+            keys.append(key[start])
+            cstart.append(start + sstart[-1])
+            dims.append(dm)
+            lcells.append(lcells[-1] + len(start))
+            sstart.append(sstart[-1] + len(key))
+        return cls(np.ascontiguousarray(np.concatenate(pts)), np.ascontiguousarray(np.concatenate(nrm)),
+                   np.concatenate(keys), np.append(np.concatenate(cstart), sstart[-1]).astype(np.int64),
+                   np.array(lcells, dtype=np.int64), np.array(sstart, dtype=np.int64), origin, np.array(dims))
+
+    def shrink(self, P: np.ndarray, N: np.ndarray, r: np.ndarray, base: int, h_base: float, cap_r: float,
+               facing_cos: float) -> tuple[np.ndarray, np.ndarray]:
+        """``_balls_numpy`` through the compiled loop, every facing sample inside a ball seen (not only the k
+        nearest): (q,) radius, (q, 3) contact (NaN: none)."""
+        out_r = np.zeros(len(P))
+        out_c = np.zeros(len(P), dtype=np.int64)
+        _balls.shrink(np.ascontiguousarray(P, dtype=np.float64), np.ascontiguousarray(N, dtype=np.float64),
+                      np.ascontiguousarray(r, dtype=np.float64), self.points, self.normals, self.keys,
+                      self.cstart, self.lcells, self.origin, self.dims, out_r, out_c, base, h_base, R_FINE,
+                      CUBE, cap_r, facing_cos, MAX_ITER)
+        contact = np.full((len(P), 3), np.nan)
+        hit = out_c >= 0
+        contact[hit] = self.points[out_c[hit]]
+        return out_r, contact
+
+
 def _coarse(geo: Geometry, sm: Samples, cap_r: float, facing_cos: float) -> tuple[np.ndarray, np.ndarray]:
     """Balls at every sample against the samples: (s,) radius, (s, 3) contact (NaN: none, capped).
 
@@ -224,6 +292,7 @@ def _coarse(geo: Geometry, sm: Samples, cap_r: float, facing_cos: float) -> tupl
         nlev += 1
     sets = [sm] + [surface_samples(geo, h0 * 2**lv) for lv in range(1, nlev)]
     trees = [cKDTree(x.points) for x in sets]
+    buckets = _Buckets.of(sets) if _balls is not None else None
     r_prev = None
     for lv in range(nlev - 1, -1, -1):
         S = sets[lv]
@@ -232,7 +301,10 @@ def _coarse(geo: Geometry, sm: Samples, cap_r: float, facing_cos: float) -> tupl
         else:
             _, i = trees[lv + 1].query(S.points, workers=-1)
             r0 = np.minimum(1.15 * r_prev[i], cap_r)
-        r_prev, contact = _balls(S.points, S.normals, r0, sets[lv:], trees[lv:], cap_r, facing_cos)
+        if buckets is not None:
+            r_prev, contact = buckets.shrink(S.points, S.normals, r0, lv, S.spacing, cap_r, facing_cos)
+        else:
+            r_prev, contact = _balls_numpy(S.points, S.normals, r0, sets[lv:], trees[lv:], cap_r, facing_cos)
     return r_prev, contact
 
 

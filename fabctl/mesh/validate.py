@@ -6,9 +6,10 @@ measured value, the limit, and where (``locations_mm``). ``ok`` is true when eve
 
 Wall thickness is measured only on a mesh whose orientation can be trusted (closed, consistently wound, every
 shell of positive volume); otherwise the check fails as "not measured", naming the reason. The
-self-intersections are found in a forked child process while the topology and the thickness are measured
-here (``fabctl.mesh.forked``; the same call runs here when there is no child), so ``timings_s`` holds each
-stage's own duration and the self-intersections overlap the rest.
+self-intersections that need no topology (``intersect.candidates``) are found in a forked child process while
+the topology and the thickness are measured here (``fabctl.mesh.forked``; the same call runs here when there
+is no child); ``intersect.finish`` completes them here with the edge table and the shells. ``timings_s``
+holds each stage's own duration, and the self-intersections overlap the rest.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fabctl.mesh import topology as topo
 from fabctl.mesh.channel import ChannelMeasure, measure_channel
 from fabctl.mesh.fit import fits_build_volume
 from fabctl.mesh.forked import Forked
-from fabctl.mesh.intersect import SelfIntersections, TriangleGrid, self_intersections
+from fabctl.mesh.intersect import SelfIntersections, TriangleGrid, candidates, finish
 from fabctl.mesh.report import (
     MAX_LOCATIONS,
     Channel,
@@ -284,9 +285,9 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
     geo.cross  # noqa: B018 (with the triangles, before the fork, so the child inherits them)
     wall = float(resin.ifu.min_wall_mm.value)
     cap = max(10.0, 3.0 * wall)
-    # the self-intersections run in a forked child (their own grid, edges and shells) while the topology
-    # and the wall thickness run here: the two cores really work at once (see fabctl.mesh.forked)
-    with Forked(partial(self_intersections, threads=1, triangles=geo.triangles), geo.vertices, geo.faces,
+    # the self-intersections run in a forked child (with its own grid) while the topology and the wall
+    # thickness run here: the two cores really work at once (see fabctl.mesh.forked)
+    with Forked(partial(candidates, threads=1, triangles=geo.triangles), geo.vertices, geo.faces,
                 geo.cross) as si_job:
         say("topology")
         checks, sh, labels, facts = topology_checks(geo)
@@ -308,11 +309,12 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         lap("thickness")
         say("self-intersections")
         if si_job.forked:
-            si = si_job.result()
+            cand = si_job.result()
+            si = finish(cand, geo.vertices, geo.faces, geo.cross, labels, geo.edges)
             timings["self_intersections"] = round(si_job.seconds, 4)
         else:  # no child: the same call here, sharing what is already built
-            si = self_intersections(geo.vertices, geo.faces, geo.cross, labels, grid=grid, edges=geo.edges,
-                                    triangles=geo.triangles)
+            cand = candidates(geo.vertices, geo.faces, geo.cross, grid=grid, triangles=geo.triangles)
+            si = finish(cand, geo.vertices, geo.faces, geo.cross, labels, geo.edges)
             lap("self_intersections")
     si_check, si_model = _si_check(si, geo.faces)
     checks.insert(len(checks) - 1, si_check)

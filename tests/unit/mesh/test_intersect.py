@@ -188,3 +188,100 @@ def test_one_thread_and_many_give_the_same_pairs(monkeypatch: pytest.MonkeyPatch
     one = self_intersections(V, F)
     assert np.array_equal(many.pairs, one.pairs) and np.allclose(many.points, one.points)
     assert len(one.pairs) > 20
+
+
+def test_the_compiled_broad_phase_is_built() -> None:
+    """make install builds fabctl/mesh/_cellpairs.c; an install without it runs 5x slower, so it must not go
+    unnoticed (FABCTL_MESH_KERNELS=0 turns it off on purpose)."""
+    import os
+
+    import fabctl.mesh.intersect as I
+
+    if os.environ.get("FABCTL_MESH_KERNELS") == "0":
+        pytest.skip("FABCTL_MESH_KERNELS=0: the numpy path was asked for")
+    assert I._cellpairs is not None, "fabctl.mesh._cellpairs is not built: pip install -e . with a C compiler"
+
+
+def _compiled_pairs(g: TriangleGrid, F: np.ndarray, size: int | None = None) -> list[tuple[int, int]]:
+    import fabctl.mesh.intersect as I
+
+    if I._cellpairs is None:
+        pytest.fail("fabctl.mesh._cellpairs is not built")
+    return [tuple(sorted(p)) for i, j in g.cell_pairs(F, size) for p in zip(i.tolist(), j.tolist(), strict=True)]
+
+
+@pytest.mark.parametrize("cell", [None, 0.15, 0.6, 3.0, 100.0])
+@pytest.mark.parametrize("size", [None, 1, 97])
+def test_compiled_pairs_equal_brute_force_box_overlaps(cell: float | None, size: int | None) -> None:
+    V, F = _soup()
+    g = TriangleGrid.build(V[F], cell=cell)
+    # size 1 is raised to the widest cell; 97 splits cells across chunks (a row is never split)
+    pairs = _compiled_pairs(g, F, size)
+    assert len(pairs) == len(set(pairs))
+    want = _brute_candidates(V, F)
+    assert len(want) > 200 and set(pairs) == want
+
+
+def test_compiled_pairs_equal_the_numpy_sweep_on_the_example_guide() -> None:
+    m = read_mesh(EXAMPLE, "mm")
+    t = m.vertices[m.faces]
+    # small cells put each box in several cells, a single cell (100 mm) sorts one crowded cell with qsort
+    for cell in (None, 0.4, 100.0):
+        g = TriangleGrid.build(t, cell=cell)
+        sw = g.sweep(m.faces)
+        numpy_pairs = {tuple(sorted(p)) for i, j in (g.chunk_pairs(sw, a, b) for a, b in g.chunks(sw))
+                       for p in zip(i.tolist(), j.tolist(), strict=True)}
+        compiled = _compiled_pairs(g, m.faces)
+        assert len(compiled) == len(set(compiled)) and set(compiled) == numpy_pairs
+        assert len(numpy_pairs) > 1000
+
+
+def test_self_intersections_are_the_same_without_the_compiled_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fabctl.mesh.intersect as I
+
+    m = read_mesh(CORPUS / "numpy-stl/rear_case.stl", "mm")
+    V, F = _soup(5)
+    for verts, faces in ((m.vertices, m.faces), (V, F)):
+        fast = run(verts, faces)
+        monkeypatch.setattr(I, "_cellpairs", None)
+        slow = run(verts, faces)
+        monkeypatch.undo()
+        assert np.array_equal(fast.pairs, slow.pairs) and np.allclose(fast.points, slow.points)
+        assert len(fast.pairs) >= 20
+
+
+def test_compiled_loop_refuses_mismatched_arrays() -> None:
+    import fabctl.mesh.intersect as I
+
+    if I._cellpairs is None:
+        pytest.fail("fabctl.mesh._cellpairs is not built")
+    V, F = _soup()
+    g = TriangleGrid.build(V[F])
+    lo, hi = g.boxes32()
+    fc = [np.ascontiguousarray(F[:, k], dtype=np.int64) for k in range(3)]
+    out = [np.zeros(10 * len(g.tri), dtype=np.int64) for _ in range(2)]
+    us, tri, first = g.ustart.astype(np.int64), g.tri.astype(np.int64), g.first
+
+    def call(**kw):
+        a = dict(us=us, tri=tri, first=first, lo=lo, hi=hi, fc=fc, out=out, cell=0, row=0) | kw
+        return I._cellpairs.cell_pairs(a["us"], a["tri"], a["first"], *a["lo"], *a["hi"], *a["fc"], *a["out"],
+                                       a["cell"], a["row"])
+
+    n, cell, row = call()
+    assert n > 0 and cell == len(us) - 1 and row == 0
+    with pytest.raises(TypeError, match="lo0"):
+        call(lo=[lo[0].astype(np.float64), lo[1], lo[2]])
+    with pytest.raises(TypeError, match="tri"):
+        call(tri=tri.astype(np.int32))
+    with pytest.raises(ValueError, match="out of range"):
+        call(tri=np.where(np.arange(len(tri)) == 3, len(F), tri))
+    with pytest.raises(ValueError, match="box columns"):
+        call(hi=[hi[0][:-1], hi[1], hi[2]])
+    with pytest.raises(ValueError, match="span"):
+        call(us=us[:-1])
+    with pytest.raises(ValueError, match="widest"):
+        call(out=[np.zeros(1, dtype=np.int64)] * 2)
+    with pytest.raises(ValueError, match="start cell"):
+        call(cell=len(us))
+    with pytest.raises(ValueError, match="contiguous"):
+        call(out=[out[0], np.zeros(20 * len(tri), dtype=np.int64)[::2]])

@@ -1,0 +1,187 @@
+/* fabctl.mesh._balls: the wall thickness's shrinking balls against the surface samples, compiled.
+ *
+ * One function, shrink(), the per-sample loop of fabctl.mesh.thickness._balls: a ball tangent at p (outward
+ * normal n, centre p - r n) that holds no facing sample doubles, up to cap_r, until it does; then it shrinks
+ * to the ball through the facing sample that gives the smallest one, until it holds none. A sample q faces p
+ * when n_q . n <= -facing_cos; it is inside when |c - q| < r (1 - 1e-9). A ball of radius r is tested against
+ * the sample level of spacing about r / r_fine (as the numpy path does), and against *every* sample of that
+ * level inside it: the samples of each level are bucketed in a grid of cubes of side r_fine x spacing, and
+ * the cubes overlapping the ball are scanned. (The numpy path looks at the 8, then 32, nearest samples.)
+ *
+ * Arrays through the buffer protocol (_buffers.h), lengths checked before the loop, no GIL in the loop.
+ * Building it is optional (pyproject.toml): without a C compiler fabctl runs the numpy path.
+ */
+#include "_buffers.h"
+#include <math.h>
+#include <stdint.h>
+
+#define NBUF 13
+
+/* the entries [lo, hi) of cell ``key`` among the sorted keys of one level, or lo == hi */
+static void cell_range(const int64_t *keys, const int64_t *start, Py_ssize_t c0, Py_ssize_t c1, int64_t key,
+                       Py_ssize_t *lo, Py_ssize_t *hi) {
+    Py_ssize_t a = c0, b = c1;
+    while (a < b) {
+        Py_ssize_t mid = a + (b - a) / 2;
+        if (keys[mid] < key) a = mid + 1;
+        else b = mid;
+    }
+    if (a < c1 && keys[a] == key) {
+        *lo = start[a];
+        *hi = start[a + 1];
+    } else {
+        *lo = *hi = 0;
+    }
+}
+
+/* shrink(P, N, r0, SP, SN, keys, cstart, lcells, origin, dims, out_r, out_contact,
+ *        base, h_base, r_fine, cap_r, facing_cos, max_iter) -> None
+ *
+ * P, N : (q, 3) float64 the balls' points and outward unit normals; r0 : (q,) float64 starting radii;
+ * SP, SN : (S, 3) float64 the samples of every level (level by level, each level ordered by cell key) and
+ * their normals; keys : (C,) int64 each level's occupied cell keys, sorted within the level; cstart : (C + 1,)
+ * int64 the sample range [cstart[i], cstart[i + 1]) of each cell; lcells : (L + 1,) int64 the cells of level
+ * l are [lcells[l], lcells[l + 1]); origin : (3,) float64 the grids' common origin; dims : (L, 3) int64 cells
+ * per axis, for cubes of side cube * h_base * 2**(l - base) at level l >= base;
+ * out_r : (q,) float64 final radii; out_contact : (q,) int64 the sample each ball last shrank to (-1: none).
+ * base : the level the balls' own samples belong to; h_base : its spacing; levels above base have spacing
+ * h_base * 2**(l - base). */
+static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[12];
+    buf_t bufs[NBUF];
+    memset(bufs, 0, sizeof(bufs));
+    Py_ssize_t base, max_iter;
+    double h_base, r_fine, cube, cap_r, facing_cos;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOndddddn", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5],
+                          &obj[6], &obj[7], &obj[8], &obj[9], &obj[10], &obj[11], &base, &h_base, &r_fine, &cube,
+                          &cap_r, &facing_cos, &max_iter)) {
+        return NULL;
+    }
+    static const char *names[] = {"P", "N", "r0", "SP", "SN", "keys", "cstart", "lcells", "origin", "dims",
+                                  "out_r", "out_contact"};
+    static const char *codes[] = {"d", "d", "d", "d", "d", "lq", "lq", "lq", "d", "lq", "d", "lq"};
+    for (int i = 0; i < 12; i++) {
+        if (get_buf(obj[i], &bufs[i], codes[i], 8, i >= 10, "shrink", names[i]) < 0) {
+            release(bufs, NBUF);
+            return NULL;
+        }
+    }
+    const double *P = bufs[0].b.buf, *N = bufs[1].b.buf, *r0 = bufs[2].b.buf;
+    const double *SP = bufs[3].b.buf, *SN = bufs[4].b.buf;
+    const int64_t *keys = bufs[5].b.buf, *cstart = bufs[6].b.buf, *lcells = bufs[7].b.buf;
+    const double *origin = bufs[8].b.buf;
+    const int64_t *dims = bufs[9].b.buf;
+    double *out_r = bufs[10].b.buf;
+    int64_t *out_c = bufs[11].b.buf;
+    Py_ssize_t q = items(&bufs[2]), S = items(&bufs[3]) / 3, C = items(&bufs[5]), L = items(&bufs[7]) - 1;
+    const char *bad = NULL;
+    if (items(&bufs[0]) != 3 * q || items(&bufs[1]) != 3 * q) bad = "P and N must be (q, 3) for q radii";
+    else if (items(&bufs[3]) != 3 * S || items(&bufs[4]) != 3 * S) bad = "SP and SN must both be (S, 3)";
+    else if (items(&bufs[6]) != C + 1) bad = "cstart must have one more entry than keys";
+    else if (L < 1 || items(&bufs[9]) != 3 * L) bad = "lcells and dims must describe the same levels";
+    else if (items(&bufs[8]) != 3) bad = "origin must have 3 entries";
+    else if (items(&bufs[10]) != q || items(&bufs[11]) != q) bad = "out_r and out_contact must have q entries";
+    else if (base < 0 || base >= L) bad = "the base level is out of range";
+    else if (!(h_base > 0) || !(r_fine > 0) || !(cube > 0) || !(cap_r > 0) || max_iter < 0)
+        bad = "a parameter is out of range";
+    else if (lcells[0] != 0 || lcells[L] != C) bad = "lcells does not span the cells";
+    else if (C > 0 && (cstart[0] < 0 || cstart[C] > S)) bad = "cstart is out of the samples' range";
+    for (Py_ssize_t l = 0; l < L && !bad; l++) {
+        if (lcells[l + 1] < lcells[l]) bad = "lcells decreases";
+        for (int k = 0; k < 3 && !bad; k++) if (dims[3 * l + k] < 1) bad = "dims must be positive";
+    }
+    for (Py_ssize_t c = 0; c < C && !bad; c++) if (cstart[c + 1] < cstart[c]) bad = "cstart decreases";
+    for (Py_ssize_t i = 0; i < q && !bad; i++) if (!(r0[i] > 0)) bad = "a starting radius is not positive";
+    if (bad) {
+        release(bufs, NBUF);
+        PyErr_Format(PyExc_ValueError, "shrink: %s", bad);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const double keep = 1.0 - 1e-9;
+    for (Py_ssize_t i = 0; i < q; i++) {
+        const double *p = P + 3 * i, *n = N + 3 * i;
+        double r = r0[i];
+        int growing = 1;
+        int64_t contact = -1;
+        for (Py_ssize_t it = 0; it < max_iter; it++) {
+            /* the level of spacing about r / r_fine: base + ceil(log2(r / (r_fine h_base))), within the levels */
+            Py_ssize_t lv = base;
+            double serves = r_fine * h_base, side = cube * h_base;
+            while (lv + 1 < L && r > serves) {
+                lv++;
+                serves *= 2.0;
+                side *= 2.0;
+            }
+            double c[3] = {p[0] - r * n[0], p[1] - r * n[1], p[2] - r * n[2]};
+            double lim = r * keep, lim2 = lim * lim;
+            const int64_t *dm = dims + 3 * lv;
+            int64_t i0[3], i1[3];
+            int empty = 0;
+            for (int k = 0; k < 3; k++) {
+                double a = floor((c[k] - r - origin[k]) / side), b = floor((c[k] + r - origin[k]) / side);
+                if (b < 0 || a > (double)(dm[k] - 1)) empty = 1;
+                i0[k] = a < 0 ? 0 : (int64_t)a;
+                i1[k] = b > (double)(dm[k] - 1) ? dm[k] - 1 : (int64_t)b;
+            }
+            double best = INFINITY;
+            int64_t best_s = -1;
+            for (int64_t x = i0[0]; x <= i1[0] && !empty; x++) {
+                for (int64_t y = i0[1]; y <= i1[1]; y++) {
+                    for (int64_t z = i0[2]; z <= i1[2]; z++) {
+                        Py_ssize_t s0, s1;
+                        cell_range(keys, cstart, lcells[lv], lcells[lv + 1], (x * dm[1] + y) * dm[2] + z, &s0, &s1);
+                        for (Py_ssize_t s = s0; s < s1; s++) {
+                            const double *x_s = SP + 3 * s, *n_s = SN + 3 * s;
+                            if (n_s[0] * n[0] + n_s[1] * n[1] + n_s[2] * n[2] > -facing_cos) continue;
+                            double e0 = c[0] - x_s[0], e1 = c[1] - x_s[1], e2 = c[2] - x_s[2];
+                            if (e0 * e0 + e1 * e1 + e2 * e2 >= lim2) continue;
+                            /* the ball tangent at p through x_s: |p - x|^2 / (2 n . (p - x)) */
+                            double d0 = p[0] - x_s[0], d1 = p[1] - x_s[1], d2 = p[2] - x_s[2];
+                            double den = 2.0 * (d0 * n[0] + d1 * n[1] + d2 * n[2]);
+                            if (!(den > 0)) continue;
+                            double rn = (d0 * d0 + d1 * d1 + d2 * d2) / den;
+                            if (rn < best) {
+                                best = rn;
+                                best_s = s;
+                            }
+                        }
+                    }
+                }
+            }
+            if (best < lim) {
+                r = best;
+                contact = best_s;
+                growing = 0;
+                /* every facing sample of this level in the old ball was seen, and one inside a ball tangent at
+                 * p gives a smaller ball than it: the new ball holds none of them. Only a finer level can
+                 * still hold one. */
+                if (lv == base || r > serves / 2.0) break;
+            } else if (growing && r < cap_r) {
+                r = 2.0 * r < cap_r ? 2.0 * r : cap_r;
+            } else {
+                break;
+            }
+        }
+        out_r[i] = r;
+        out_c[i] = contact;
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, NBUF);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"shrink", shrink, METH_VARARGS,
+     "shrink(P, N, r0, SP, SN, keys, cstart, lcells, origin, dims, out_r, out_contact,\n"
+     "       base, h_base, r_fine, cap_r, facing_cos, max_iter) -> None\n\n"
+     "Shrinking balls at points P (normals N) from radii r0 against every facing sample inside them."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_balls", "The wall thickness's shrinking balls (fabctl.mesh.thickness).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__balls(void) { return PyModule_Create(&module); }

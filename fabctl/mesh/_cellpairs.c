@@ -1,0 +1,187 @@
+/* fabctl.mesh._cellpairs: the self-intersection broad phase's inner loop, compiled.
+ *
+ * One function, cell_pairs(), over a fabctl.mesh.intersect.TriangleGrid: for every occupied cell, every pair
+ * of its entries whose float32 boxes (rounded outwards) overlap on all three axes, that is owned by the cell
+ * (along every axis the cell is the first cell of one of the two boxes), and whose triangles share no
+ * vertex. That is exactly the set the numpy path (TriangleGrid.sweep + chunk_pairs) produces; the tests
+ * compare the two. Everything is read through the buffer protocol (_buffers.h), every length is checked
+ * against the others before the loop, and the loop runs without the GIL.
+ *
+ * Building it is optional (pyproject.toml): without a C compiler fabctl installs and runs the numpy path.
+ */
+#include "_buffers.h"
+#include <stdint.h>
+#include <stdlib.h>
+
+#define NBUF 15
+
+typedef struct {
+    float x;      /* the box's lower x */
+    Py_ssize_t e; /* its grid entry */
+} xe_t;
+
+static int by_x(const void *a, const void *b) {
+    const xe_t *p = a, *q = b;
+    if (p->x != q->x) return p->x < q->x ? -1 : 1;
+    return (p->e > q->e) - (p->e < q->e);
+}
+
+/* cell_pairs(ustart, tri, first, lo0, lo1, lo2, hi0, hi1, hi2, f0, f1, f2, out_i, out_j, cell, row)
+ *     -> (written, next_cell, next_row)
+ *
+ * ustart : (c + 1,) int64 entry range of each occupied cell; tri : (k,) int64 triangle of each entry;
+ * first : (k,) uint8 "first cell of the box" bits per axis; lo*, hi* : (m,) float32 box columns by triangle;
+ * f* : (m,) int64 corner vertex columns by triangle; out_i, out_j : (cap,) int64, written from 0.
+ * Starts at row ``row`` (an entry, in the cell's x order) of occupied cell ``cell`` and stops before a row
+ * that might not fit in the buffers, so the pairs come in chunks of at most ``cap``: call again from
+ * (next_cell, next_row) until next_cell is c. ``cap`` must hold the widest cell's entries. */
+static PyObject *cell_pairs(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[NBUF - 1];
+    buf_t bufs[NBUF];
+    memset(bufs, 0, sizeof(bufs));
+    Py_ssize_t c_from, row_from;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOnn", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5],
+                          &obj[6], &obj[7], &obj[8], &obj[9], &obj[10], &obj[11], &obj[12], &obj[13], &c_from,
+                          &row_from)) {
+        return NULL;
+    }
+    static const char *names[] = {"ustart", "tri", "first", "lo0", "lo1", "lo2", "hi0", "hi1", "hi2",
+                                  "f0", "f1", "f2", "out_i", "out_j"};
+    static const Py_ssize_t sizes[] = {8, 8, 1, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8};
+    /* int64, uint8, float32 */
+    static const char *codes[] = {"lq", "lq", "B", "f", "f", "f", "f", "f", "f", "lq", "lq", "lq", "lq", "lq"};
+    for (int i = 0; i < 14; i++) {
+        if (get_buf(obj[i], &bufs[i], codes[i], sizes[i], i >= 12, "cell_pairs", names[i]) < 0) {
+            release(bufs, NBUF);
+            return NULL;
+        }
+    }
+    const int64_t *ustart = bufs[0].b.buf;
+    const int64_t *tri = bufs[1].b.buf;
+    const uint8_t *first = bufs[2].b.buf;
+    const float *lo[3] = {bufs[3].b.buf, bufs[4].b.buf, bufs[5].b.buf};
+    const float *hi[3] = {bufs[6].b.buf, bufs[7].b.buf, bufs[8].b.buf};
+    const int64_t *fv[3] = {bufs[9].b.buf, bufs[10].b.buf, bufs[11].b.buf};
+    int64_t *out_i = bufs[12].b.buf;
+    int64_t *out_j = bufs[13].b.buf;
+    Py_ssize_t nu = bufs[0].b.len / 8, k = bufs[1].b.len / 8, m = bufs[3].b.len / 4;
+    Py_ssize_t cap = bufs[12].b.len / 8;
+    const char *bad = NULL;
+    if (bufs[2].b.len != k) bad = "first and tri differ in length";
+    for (int i = 4; i < 9 && !bad; i++) if (bufs[i].b.len / 4 != m) bad = "the box columns differ in length";
+    for (int i = 9; i < 12 && !bad; i++) if (bufs[i].b.len / 8 != m) bad = "the corner columns and boxes differ";
+    if (!bad && bufs[13].b.len / 8 != cap) bad = "out_i and out_j differ in length";
+    if (!bad && nu < 1) bad = "ustart is empty";
+    if (!bad && (ustart[0] != 0 || ustart[nu - 1] != k)) bad = "ustart does not span the entries";
+    for (Py_ssize_t c = 0; c + 1 < nu && !bad; c++) if (ustart[c + 1] < ustart[c]) bad = "ustart decreases";
+    for (Py_ssize_t e = 0; e < k && !bad; e++) if (tri[e] < 0 || tri[e] >= m) bad = "a triangle index is out of range";
+    if (!bad && (c_from < 0 || c_from >= nu || row_from < 0 ||
+                 (c_from + 1 < nu && row_from >= ustart[c_from + 1] - ustart[c_from] && row_from > 0)))
+        bad = "the start cell or row is out of range";
+    if (bad) {
+        release(bufs, NBUF);
+        PyErr_Format(PyExc_ValueError, "cell_pairs: %s", bad);
+        return NULL;
+    }
+    Py_ssize_t widest = 0;
+    for (Py_ssize_t c = 0; c + 1 < nu; c++) {
+        if (ustart[c + 1] - ustart[c] > widest) widest = ustart[c + 1] - ustart[c];
+    }
+    if (cap < widest) {
+        release(bufs, NBUF);
+        PyErr_Format(PyExc_ValueError, "cell_pairs: the buffers hold %zd pairs, fewer than the widest cell's %zd "
+                     "entries", cap, widest);
+        return NULL;
+    }
+    /* one cell's entries, gathered: box (6 floats), corners (3), first bits, triangle */
+    float *box = malloc(sizeof(float) * 6 * (size_t)(widest ? widest : 1));
+    int64_t *cor = malloc(sizeof(int64_t) * 4 * (size_t)(widest ? widest : 1));
+    uint8_t *fb = malloc((size_t)(widest ? widest : 1));
+    xe_t *ord = malloc(sizeof(xe_t) * (size_t)(widest ? widest : 1));
+    if (!box || !cor || !fb || !ord) {
+        free(box); free(cor); free(fb); free(ord);
+        release(bufs, NBUF);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t found = 0, c = c_from, row = row_from;
+    int full = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (; c + 1 < nu && !full; c++, row = 0) {
+        Py_ssize_t a0 = ustart[c], n = ustart[c + 1] - a0;
+        if (n < 2) continue;
+        /* the cell's entries in order of their boxes' lower x, then gathered in that order: insertion sort
+         * for the usual tens of entries, qsort for a crowded cell (O(n log n) however many) */
+        for (Py_ssize_t a = 0; a < n; a++) {
+            float x0 = lo[0][tri[a0 + a]];
+            if (n > 48) {
+                ord[a].x = x0;
+                ord[a].e = a0 + a;
+                continue;
+            }
+            Py_ssize_t s = a;
+            while (s > 0 && ord[s - 1].x > x0) {
+                ord[s] = ord[s - 1];
+                s--;
+            }
+            ord[s].x = x0;
+            ord[s].e = a0 + a;
+        }
+        if (n > 48) qsort(ord, (size_t)n, sizeof(xe_t), by_x);
+        for (Py_ssize_t a = 0; a < n; a++) {
+            int64_t t = tri[ord[a].e];
+            float *bx = box + 6 * a;
+            bx[0] = ord[a].x; bx[1] = hi[0][t]; bx[2] = lo[1][t]; bx[3] = hi[1][t]; bx[4] = lo[2][t]; bx[5] = hi[2][t];
+            int64_t *cr = cor + 4 * a;
+            cr[0] = fv[0][t]; cr[1] = fv[1][t]; cr[2] = fv[2][t]; cr[3] = t;
+            fb[a] = first[ord[a].e];
+        }
+        for (Py_ssize_t a = row; a + 1 < n; a++) {
+            if (found + (n - a - 1) > cap) { /* this row might not fit: the next call starts here */
+                row = a;
+                full = 1;
+                break;
+            }
+            const float *ba = box + 6 * a;
+            const int64_t *ca = cor + 4 * a;
+            uint8_t fa = fb[a];
+            for (Py_ssize_t b = a + 1; b < n; b++) {
+                const float *bb = box + 6 * b;
+                if (bb[0] > ba[1]) break; /* sorted by lower x: no later box reaches back to a */
+                /* branch-free: these tests fail about half the time, unpredictably */
+                if (!((ba[2] <= bb[3]) & (bb[2] <= ba[3]) & (ba[4] <= bb[5]) & (bb[4] <= ba[5]) &
+                      ((fa | fb[b]) == 7))) continue;
+                const int64_t *cb = cor + 4 * b;
+                if (ca[0] == cb[0] || ca[0] == cb[1] || ca[0] == cb[2] || ca[1] == cb[0] || ca[1] == cb[1] ||
+                    ca[1] == cb[2] || ca[2] == cb[0] || ca[2] == cb[1] || ca[2] == cb[2]) continue;
+                out_i[found] = ca[3];
+                out_j[found] = cb[3];
+                found++;
+            }
+        }
+        if (full) break;
+    }
+    Py_END_ALLOW_THREADS
+    free(box); free(cor); free(fb); free(ord);
+    release(bufs, NBUF);
+    if (!full) {
+        c = nu - 1;
+        row = 0;
+    }
+    return Py_BuildValue("nnn", found, c, row);
+}
+
+static PyMethodDef methods[] = {
+    {"cell_pairs", cell_pairs, METH_VARARGS,
+     "cell_pairs(ustart, tri, first, lo0, lo1, lo2, hi0, hi1, hi2, f0, f1, f2, out_i, out_j, cell, row)\n"
+     "    -> (written, next_cell, next_row)\n\n"
+     "Non-neighbour triangle pairs of a TriangleGrid whose float32 boxes overlap, each in its owning cell,\n"
+     "in chunks of at most len(out_i), from (cell, row) on."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cellpairs", "The self-intersection broad phase's inner loop (fabctl.mesh.intersect).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__cellpairs(void) { return PyModule_Create(&module); }
