@@ -34,6 +34,14 @@ static void cell_range(const int64_t *keys, const int64_t *start, Py_ssize_t c0,
     }
 }
 
+/* the squared distance from v to the interval [a, a + side] along one axis, less a margin of 1e-9 sides for
+ * the rounding of a sample's cube index: short, never long */
+static inline double gap(double v, double a, double side) {
+    double d = v < a ? a - v : (v > a + side ? v - a - side : 0.0);
+    d -= 1e-9 * side;
+    return d > 0 ? d * d : 0.0;
+}
+
 /* shrink(P, N, r0, SP, SN, keys, cstart, lcells, origin, dims, out_r, out_contact,
  *        base, h_base, r_fine, cap_r, facing_cos, max_iter) -> None
  *
@@ -127,8 +135,13 @@ static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
             double best = INFINITY;
             int64_t best_s = -1;
             for (int64_t x = i0[0]; x <= i1[0] && !empty; x++) {
+                double gx = gap(c[0], origin[0] + (double)x * side, side);
                 for (int64_t y = i0[1]; y <= i1[1]; y++) {
+                    double gxy = gx + gap(c[1], origin[1] + (double)y * side, side);
+                    if (gxy >= lim2) continue;
                     for (int64_t z = i0[2]; z <= i1[2]; z++) {
+                        /* a cube wholly outside the ball holds nothing inside it */
+                        if (gxy + gap(c[2], origin[2] + (double)z * side, side) >= lim2) continue;
                         Py_ssize_t s0, s1;
                         cell_range(keys, cstart, lcells[lv], lcells[lv + 1], (x * dm[1] + y) * dm[2] + z, &s0, &s1);
                         for (Py_ssize_t s = s0; s < s1; s++) {

@@ -54,27 +54,23 @@ def _cells(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, g: float) -> tupl
 def _expand(i0: list[np.ndarray], i1: list[np.ndarray], dims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every cell of every box, from the boxes' first and last cells per axis (three (m,) int64 columns each):
     (owner index (k,), cell key (k,), (k,) uint8 bit mask: bit ``ax`` set when the cell is the box's first
-    cell along axis ``ax``). One axis at a time, so boxes one cell wide along an axis (most of them) cost a
-    gather there, not a repeat."""
+    cell along axis ``ax``). Box by box, x slowest then y then z; each entry's offset in its box is split
+    into per-axis offsets with two divisions, so the work is a few passes over the entries."""
     m = len(i0[0])
-    owner = np.arange(m)
-    key = np.zeros(m, dtype=np.int64)
-    first = np.full(m, 7, dtype=np.uint8)
-    for ax in range(3):
-        span = i1[ax] - i0[ax] + 1
-        rep = span if len(owner) == m and ax == 0 else np.take(span, owner)
-        if len(rep) and rep.max() > 1:
-            starts = np.cumsum(rep) - rep
-            owner = np.repeat(owner, rep)
-            key = np.repeat(key, rep)
-            first = np.repeat(first, rep)
-            off = np.arange(len(owner)) - np.repeat(starts, rep)
-            first[off > 0] &= np.uint8(7 ^ (1 << ax))
-            c = np.take(i0[ax], owner) + off
-        else:
-            c = np.take(i0[ax], owner)
-        key *= dims[ax]
-        key += c
+    span = [i1[k] - i0[k] + 1 for k in range(3)]
+    syz = span[1] * span[2]
+    total = span[0] * syz
+    base = (i0[0] * dims[1] + i0[1]) * dims[2] + i0[2]
+    if not m or int(total.max()) == 1:  # every box in one cell (a coarse grid, or small boxes)
+        return np.arange(m), base, np.full(m, 7, dtype=np.uint8)
+    owner = np.repeat(np.arange(m), total)
+    off = np.arange(len(owner)) - np.repeat(np.cumsum(total) - total, total)
+    ox, rest = np.divmod(off, np.take(syz, owner))
+    oy, oz = np.divmod(rest, np.take(span[2], owner))
+    key = np.take(base, owner) + (ox * dims[1] + oy) * dims[2] + oz
+    first = (ox == 0).astype(np.uint8)
+    first |= (oy == 0).astype(np.uint8) << 1
+    first |= (oz == 0).astype(np.uint8) << 2
     return owner, key, first
 
 
@@ -530,10 +526,16 @@ def _edge_pairs(F: np.ndarray, N: np.ndarray, et=None) -> tuple[np.ndarray, np.n
     et = et if et is not None else edge_table(F)
     a, b = et.pairs()
     fa, fb = a // 3, b // 3
-    ln = np.sqrt(_dot(N, N))
-    cos = _dot(N[fa], N[fb]) / np.maximum(ln[fa] * ln[fb], 1e-300)
+    # cos of the angle between the two faces' normals, over (k,) columns (gathers of (k, 3) rows and
+    # reductions along their short axis are several times slower)
+    cols = [np.ascontiguousarray(N[:, k]) for k in range(3)]
+    ln = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
+    dot = np.take(cols[0], fa) * np.take(cols[0], fb)
+    for k in (1, 2):
+        dot += np.take(cols[k], fa) * np.take(cols[k], fb)
+    cos = dot / np.maximum(np.take(ln, fa) * np.take(ln, fb), 1e-300)
     # folded onto each other: a consistently wound pair turns its normals opposite, a flipped pair keeps them
-    same_dir = et.src[a] == et.src[b]
+    same_dir = np.take(et.src, a) == np.take(et.src, b)
     flat = np.where(same_dir, cos > 1.0 - 1e-9, cos < -1.0 + 1e-9)
     fi, fj = [fa[flat]], [fb[flat]]
     multi = np.flatnonzero(et.counts > 2)

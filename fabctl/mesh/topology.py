@@ -173,7 +173,8 @@ def inconsistent_edges(et: EdgeTable) -> np.ndarray:
 
 
 def _next_half(h: np.ndarray) -> np.ndarray:
-    return h - h % 3 + (h % 3 + 1) % 3
+    """(k,) the next half-edge of each half-edge h (k,) around its face: 3 f + (k + 1) % 3."""
+    return np.where(h % 3 == 2, h - 2, h + 1)
 
 
 def twins(et: EdgeTable) -> np.ndarray | None:
