@@ -39,8 +39,8 @@ octoprint:
 postgres:
 	hardware/postgres/install.sh
 
-# the whole suite on SQLite, then the store's tests (marker db) and the PostgreSQL-only tests on a throwaway
-# PostgreSQL cluster (tests/conftest.py starts and deletes it)
+# the whole suite on SQLite, the mesh tests again without the compiled kernels, then the store's tests (marker
+# db) and the PostgreSQL-only tests on a throwaway PostgreSQL cluster (tests/conftest.py starts and deletes it)
 # Debian tools the tests use (poppler-utils: render and read the report PDF), when missing
 tools:
 	hardware/tools/install.sh
@@ -48,6 +48,8 @@ tools:
 test: lint octoprint postgres tools
 	$(BIN)/fabctl profile check
 	$(BIN)/python -m pytest -q -m 'not postgres' --durations=15
+	# the mesh checks again on the numpy paths, which an install without a C compiler runs
+	FABCTL_MESH_KERNELS=0 $(BIN)/python -m pytest -q tests/unit/mesh
 	FABCTL_TEST_DB=postgres $(BIN)/python -m pytest -q -m 'db or postgres'
 
 test-postgres: $(STAMP) postgres

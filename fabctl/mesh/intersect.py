@@ -39,6 +39,12 @@ except ImportError:  # pragma: no cover - depends on the install; the numpy swee
 if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
     _cellpairs = None
 
+
+def compiled() -> bool:
+    """Whether the broad phase runs the compiled loop (``_cellpairs``)."""
+    return _cellpairs is not None
+
+
 REL_TOL = 1e-9
 PAIR_CHUNK = 2_000_000
 #: worker threads for the pair chunks (numpy releases the GIL inside each big array operation)

@@ -45,6 +45,11 @@ except ImportError:  # pragma: no cover - depends on the install; the numpy loop
 if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
     _balls = None
 
+
+def compiled() -> bool:
+    """Whether the shrinking balls run the compiled loop (``_balls``)."""
+    return _balls is not None
+
 FACING_COS = 0.643  # cos 50 degrees
 TARGET_SAMPLES = 60_000
 MAX_SAMPLES = 250_000
@@ -114,9 +119,9 @@ def surface_samples(geo: Geometry, spacing: float) -> Samples:
     Within a face the j-th sample is at the R2 low-discrepancy point j (the first at the centroid), folded
     into the triangle. Degenerate faces get none.
     """
-    area = np.where(geo.normal.any(axis=1), geo.area, 0.0)
+    area = geo.area  # zero exactly where the face has no normal (Geometry.normal)
     a0 = spacing * spacing
-    cum = np.cumsum(area)
+    cum = geo.cumulative_area
     total = float(cum[-1]) if len(cum) else 0.0
     n = int(total / a0)
     m = len(area)
@@ -136,9 +141,9 @@ def surface_samples(geo: Geometry, spacing: float) -> Samples:
     s[flip] = 1.0 - s[flip]
     centre = j == 0
     s[centre] = 1.0 / 3.0
-    t = geo.triangles[face]
+    t = np.take(geo.triangles, face, axis=0)
     pts = t[:, 0] + s[:, :1] * (t[:, 1] - t[:, 0]) + s[:, 1:] * (t[:, 2] - t[:, 0])
-    return Samples(pts, geo.normal[face], face, float(spacing))
+    return Samples(pts, np.take(geo.normal, face, axis=0), face, float(spacing))
 
 
 def _workers(n: int) -> int:

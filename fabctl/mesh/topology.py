@@ -99,7 +99,8 @@ class Geometry:
 
     vertices : (n, 3) float64; faces : (m, 3) int64
     triangles : (m, 3, 3) corners; cross : (m, 3) (b - a) x (c - a) = 2 * area * unit normal
-    area : (m,); normal : (m, 3) unit normals (zero for degenerate faces); centroid : (m, 3)
+    area : (m,); cumulative_area : (m,) its running total; normal : (m, 3) unit normals (zero exactly where
+    the area is zero); centroid : (m, 3)
     """
 
     vertices: np.ndarray
@@ -123,6 +124,11 @@ class Geometry:
     @cached_property
     def area(self) -> np.ndarray:
         return 0.5 * np.sqrt(np.einsum("ij,ij->i", self.cross, self.cross))
+
+    @cached_property
+    def cumulative_area(self) -> np.ndarray:
+        """(m,) running total of the faces' areas (area-proportional sampling at every level)."""
+        return np.cumsum(self.area)
 
     @cached_property
     def normal(self) -> np.ndarray:

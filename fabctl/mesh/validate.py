@@ -29,6 +29,7 @@ from fabctl.mesh.channel import ChannelMeasure, measure_channel
 from fabctl.mesh.fit import fits_build_volume
 from fabctl.mesh.forked import Forked
 from fabctl.mesh.intersect import SelfIntersections, TriangleGrid, candidates, finish
+from fabctl.mesh.intersect import compiled as pairs_compiled
 from fabctl.mesh.report import (
     MAX_LOCATIONS,
     Channel,
@@ -44,6 +45,7 @@ from fabctl.mesh.report import (
     rounded,
 )
 from fabctl.mesh.thickness import Thickness, thin_patches, wall_thickness
+from fabctl.mesh.thickness import compiled as balls_compiled
 from fabctl.mesh.types import MeshInput
 from fabctl.plan import Plan
 from fabctl.profiles import PrinterProfile, ResinProfile
@@ -262,6 +264,11 @@ class Details:
     intersections: SelfIntersections
 
 
+def kernels_built() -> bool:
+    """Whether validation runs the compiled inner loops (both are built, and FABCTL_MESH_KERNELS is not 0)."""
+    return pairs_compiled() and balls_compiled()
+
+
 def validate(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, printer: PrinterProfile,
              progress: Progress | None = None) -> ValidationReport:
     """Validate ``mesh`` (never modified) and return the report."""
@@ -358,7 +365,8 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         printer_sha256=profiles.profile_hash(printer), min_wall_mm=wall, min_feature_mm=_r(printer.min_feature_mm),
         min_channel_clearance_mm=clearance,
         thickness_sample_spacing_mm=_r(th.samples.spacing) if th is not None else 0.0,
-        thickness_cap_mm=cap, thickness_samples=int(len(th.value)) if th is not None else 0)
+        thickness_cap_mm=cap, thickness_samples=int(len(th.value)) if th is not None else 0,
+        kernels="compiled" if kernels_built() else "numpy")
     report = ValidationReport(
         ok=is_ok(checks), mesh=summary, min_wall_thickness_mm=_r(th.minimum) if th is not None and len(th.value)
         else None, checks=checks, shells=shells, thin_patches=patches[:MAX_LOCATIONS], self_intersections=si_model,
