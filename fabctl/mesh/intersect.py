@@ -80,6 +80,34 @@ def _expand(i0: list[np.ndarray], i1: list[np.ndarray], dims: np.ndarray) -> tup
     return owner, key, first
 
 
+def _near(loc: list[np.ndarray], hic: list[np.ndarray], origin: np.ndarray, top: np.ndarray, qlo: np.ndarray,
+          qhi: np.ndarray) -> np.ndarray | None:
+    """(s,) the triangles (boxes as per-axis (m,) columns ``loc``, ``hic`` within [origin, top]) that share a
+    cell of an occupancy grid with one of the query boxes (q, 3)-(q, 3): every triangle whose box overlaps
+    a query box, and some more. None when the occupancy grid would be too big (then all triangles)."""
+    if not len(qlo):
+        return np.zeros(0, dtype=np.int64)
+    size = float(np.max(top - origin)) or 1.0
+    g = max(float(np.max(qhi - qlo)), size * 1e-6)
+    dims = np.floor((top - origin) / g).astype(np.int64) + 1
+    if int(dims.prod()) > 2**26:
+        return None
+    occupied = np.zeros(int(dims.prod()), dtype=bool)
+    # query boxes reaching outside the triangles' bounds mark the border cells: more triangles, never fewer
+    q0 = np.clip(np.floor((qlo - origin) / g).astype(np.int64), 0, dims - 1)
+    q1 = np.clip(np.floor((qhi - origin) / g).astype(np.int64), 0, dims - 1)
+    occupied[_expand([q0[:, k] for k in range(3)], [q1[:, k] for k in range(3)], dims)[1]] = True
+    t0 = [np.clip(np.floor((loc[k] - origin[k]) / g).astype(np.int64), 0, dims[k] - 1) for k in range(3)]
+    t1 = [np.clip(np.floor((hic[k] - origin[k]) / g).astype(np.int64), 0, dims[k] - 1) for k in range(3)]
+    # most boxes lie in one cell: look that up; only the others are expanded into all their cells
+    hit = np.take(occupied, (t0[0] * dims[1] + t0[1]) * dims[2] + t0[2])
+    wide = np.flatnonzero((t0[0] != t1[0]) | (t0[1] != t1[1]) | (t0[2] != t1[2]))
+    if len(wide):
+        owner, keys, _ = _expand([np.take(c, wide) for c in t0], [np.take(c, wide) for c in t1], dims)
+        hit[np.take(wide, np.compress(np.take(occupied, keys), owner))] = True
+    return np.flatnonzero(hit)
+
+
 @dataclass
 class Sweep:
     """Grid entries in sweep order: tri, keys : (k,) triangle and cell of each entry; count : (k,) later
@@ -105,6 +133,7 @@ class TriangleGrid:
     keys : (k,) sorted cell keys of the entries; tri : (k,) triangle of each entry
     ukeys : (c,) distinct occupied cell keys; ustart : (c + 1,) entry range of each occupied cell
     first : (k,) uint8 per entry, bit ``ax`` set when its cell is the first of its box along axis ``ax``
+    partial : only the triangles near given boxes are registered (``build(near=...)``): for queries only
     """
 
     lo: np.ndarray
@@ -117,11 +146,17 @@ class TriangleGrid:
     ukeys: np.ndarray
     ustart: np.ndarray
     first: np.ndarray
+    partial: bool = False
 
     @classmethod
-    def build(cls, triangles: np.ndarray, cell: float | None = None) -> TriangleGrid:
+    def build(cls, triangles: np.ndarray, cell: float | None = None,
+              near: tuple[np.ndarray, np.ndarray] | None = None) -> TriangleGrid:
         """Grid over (m, 3, 3) triangles. The default cell is 4x the median box size, grown while the grid
-        would hold more than 3 entries per triangle (long slivers span many cells)."""
+        would hold more than 3 entries per triangle (long slivers span many cells).
+
+        near : (q, 3) lower and upper corners of the only boxes the grid will be asked about: then just the
+        triangles that can overlap one of them are registered (``_near``; indices stay the mesh's), which is
+        far cheaper when the queries cover a small part of the mesh."""
         t0, t1, t2 = triangles[:, 0], triangles[:, 1], triangles[:, 2]
         lo = np.minimum(np.minimum(t0, t1), t2)
         hi = np.maximum(np.maximum(t0, t1), t2)
@@ -131,20 +166,24 @@ class TriangleGrid:
         origin = np.array([c.min() for c in loc]) if len(lo) else np.zeros(3)
         top = np.array([c.max() for c in hic]) if len(hi) else np.ones(3)
         size = float(np.max(top - origin)) or 1.0
+        ids = _near(loc, hic, origin, top, *near) if near is not None and len(lo) else None
+        sloc = loc if ids is None else [np.take(c, ids) for c in loc]
+        shic = hic if ids is None else [np.take(c, ids) for c in hic]
 
         def cells(g: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-            return ([np.floor((loc[k] - origin[k]) / g).astype(np.int64) for k in range(3)],
-                    [np.floor((hic[k] - origin[k]) / g).astype(np.int64) for k in range(3)])
+            return ([np.floor((sloc[k] - origin[k]) / g).astype(np.int64) for k in range(3)],
+                    [np.floor((shic[k] - origin[k]) / g).astype(np.int64) for k in range(3)])
 
+        n_reg = len(sloc[0])
         if cell is None:
-            ext = np.maximum(np.maximum(hic[0] - loc[0], hic[1] - loc[1]), hic[2] - loc[2]) if len(lo) \
+            ext = np.maximum(np.maximum(shic[0] - sloc[0], shic[1] - sloc[1]), shic[2] - sloc[2]) if n_reg \
                 else np.ones(1)
             cell = max(4.0 * float(np.median(ext)), size * 1e-6)
             while True:
                 i0, i1 = cells(cell)
                 span = [i1[k] - i0[k] + 1 for k in range(3)]
                 entries = float((span[0] * span[1] * span[2]).sum())
-                if entries <= 3.0 * max(len(lo), 1) or cell >= size:
+                if entries <= 3.0 * max(n_reg, 1) or cell >= size:
                     break
                 cell *= 1.5
         else:
@@ -152,6 +191,8 @@ class TriangleGrid:
             i0, i1 = cells(cell)
         dims = np.floor((top - origin) / cell).astype(np.int64) + 1
         owner, keys, first = _expand(i0, i1, dims)
+        if ids is not None:
+            owner = np.take(ids, owner)
         bits = max(int(len(lo)).bit_length(), 1)
         if int(dims.prod()) < 2 ** (59 - bits):  # one plain sort of (key, owner, first) packed into an int64
             packed = np.sort((((keys << bits) | owner) << 3) | first)
@@ -166,7 +207,7 @@ class TriangleGrid:
         start[1:] = keys[1:] != keys[:-1]
         start_at = np.flatnonzero(start)
         grid = cls(lo, hi, origin, float(cell), dims, keys, tri, keys[start_at], np.append(start_at, len(keys)),
-                   first)
+                   first, ids is not None)
         grid.__dict__["columns"] = (loc, hic)  # the cached_property, already at hand
         return grid
 
@@ -307,6 +348,9 @@ class TriangleGrid:
 
     def query(self, qlo: np.ndarray, qhi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triangles whose boxes overlap each query box (k, 3)-(k, 3): ((p,) query index, (p,) triangle)."""
+        if not len(self.ukeys) or not len(qlo):
+            z = np.zeros(0, dtype=np.int64)
+            return z, z
         i0, i1 = _cells(qlo, qhi, self.origin, self.cell)
         i0 = np.clip(i0, 0, self.dims - 1)
         i1 = np.clip(i1, 0, self.dims - 1)

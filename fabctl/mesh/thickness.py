@@ -375,9 +375,21 @@ def wall_thickness(geo: Geometry, *, spacing: float | None = None, cap: float = 
     # sample that could still hold the true minimum, and those whose side of the limit is in doubt (a
     # coarse value under the limit is already a certain fail: the exact value can only be smaller)
     refined = np.zeros(s, dtype=bool)
-    grid = grid or TriangleGrid.build(geo.triangles)
+    slack = spacing * spacing / max(float(value.min()), spacing) + 0.005
+    # balls bigger than R_FINE spacings were measured on coarser samples: up to about 5 % high
+    rel = np.where(r > R_FINE * spacing, 1.06, 1.0)
+    low = value / rel - slack  # what the exact pass could at most bring each sample down to
+    order = np.argsort(low, kind="stable")
+    may = _may_refine(value, low, order, refine_below, slack)
+    if grid is None:  # a grid of just the triangles the exact pass can reach: near those samples' contacts
+        c = contact[may]
+        c = c[~np.isnan(c[:, 0])]
+        grid = TriangleGrid.build(geo.triangles, near=(c - spacing, c + spacing))
 
     def run(idx: np.ndarray) -> None:
+        nonlocal grid
+        if grid.partial and not np.isin(idx, may).all():  # (cannot happen: _may_refine is a superset)
+            grid = TriangleGrid.build(geo.triangles)
         rr, cc = _refine(geo, grid, sm.points[idx], sm.normals[idx], r[idx], contact[idx], spacing,
                          facing_cos)
         r[idx] = rr
@@ -385,11 +397,6 @@ def wall_thickness(geo: Geometry, *, spacing: float | None = None, cap: float = 
         contact[idx] = cc
         refined[idx] = True
 
-    slack = spacing * spacing / max(float(value.min()), spacing) + 0.005
-    # balls bigger than R_FINE spacings were measured on coarser samples: up to about 5 % high
-    rel = np.where(r > R_FINE * spacing, 1.06, 1.0)
-    low = value / rel - slack  # what the exact pass could at most bring each sample down to
-    order = np.argsort(low, kind="stable")
     done = 0
     while done < min(s, REFINE_MAX):
         batch = order[done:done + REFINE_BATCH]
@@ -403,6 +410,23 @@ def wall_thickness(geo: Geometry, *, spacing: float | None = None, cap: float = 
         if len(doubt):
             run(doubt[np.argsort(value[doubt])][:REFINE_MAX])
     return Thickness(sm, value, contact, refined, cap)
+
+
+def _may_refine(value: np.ndarray, low: np.ndarray, order: np.ndarray, refine_below: float,
+                slack: float) -> np.ndarray:
+    """(k,) every sample the exact pass of ``wall_thickness`` can visit (a superset, from the coarse values).
+
+    The lowest-first batches go on only while the next sample's bound is under the smallest refined value,
+    which is at most the first sample's coarse value: so they start before the count of bounds under it.
+    The pass/fail band takes, by value, the first REFINE_MAX of its unrefined samples."""
+    s = len(value)
+    under = int(np.count_nonzero(low < value[order[0]]))
+    n = min(s, -(-max(1, min(REFINE_MAX, under)) // REFINE_BATCH) * REFINE_BATCH)
+    parts = [order[:n]]
+    if refine_below > 0:
+        band = np.flatnonzero((value >= refine_below) & (value < refine_below * 1.06 + slack))
+        parts.append(band[np.argsort(value[band], kind="stable")][:REFINE_MAX + n])
+    return np.unique(np.concatenate(parts))
 
 
 @dataclass

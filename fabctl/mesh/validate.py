@@ -28,7 +28,7 @@ from fabctl.mesh import topology as topo
 from fabctl.mesh.channel import ChannelMeasure, measure_channel
 from fabctl.mesh.fit import fits_build_volume
 from fabctl.mesh.forked import Forked
-from fabctl.mesh.intersect import SelfIntersections, TriangleGrid, candidates, finish
+from fabctl.mesh.intersect import SelfIntersections, candidates, finish
 from fabctl.mesh.intersect import compiled as pairs_compiled
 from fabctl.mesh.report import (
     MAX_LOCATIONS,
@@ -307,12 +307,11 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
             why = "face orientation is inconsistent (see winding_consistent)"
         elif not facts["positive"]:
             why = "a shell is inside out or flat (see positive_volume)"
-        grid = None
         th = None
         if not why:
             say("wall thickness")
-            grid = TriangleGrid.build(geo.triangles)
-            th = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), grid=grid)
+            # (its exact pass builds a grid of just the triangles it can reach)
+            th = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm))
         lap("thickness")
         say("self-intersections")
         if si_job.forked:
@@ -320,7 +319,7 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
             si = finish(cand, geo.vertices, geo.faces, geo.cross, labels, geo.edges)
             timings["self_intersections"] = round(si_job.seconds, 4)
         else:  # no child: the same call here, sharing what is already built
-            cand = candidates(geo.vertices, geo.faces, geo.cross, grid=grid, triangles=geo.triangles)
+            cand = candidates(geo.vertices, geo.faces, geo.cross, triangles=geo.triangles)
             si = finish(cand, geo.vertices, geo.faces, geo.cross, labels, geo.edges)
             lap("self_intersections")
     si_check, si_model = _si_check(si, geo.faces)

@@ -153,12 +153,27 @@ def test_print_on_sim_sl1s_through_the_mock_prusalink(warm, tmp_path: Path) -> N
     # states the design revision's time, not the build's)
     jobs = list((home / "cases" / "case-42" / "artifacts").glob("job-*"))
     assert jobs
+    first = Path(doc["job_file"]).read_bytes()
     for d in jobs:
         shutil.rmtree(d)
     r = fabctl(home, prof, "slice", "case-42", "--printer", "sim-sl1s", "--json")
     assert r.code == 0, r.err
     assert list((home / "cases" / "case-42" / "artifacts").glob("job-*"))  # built anew
-    assert json.loads(r.out)["job"]["sha256"] == doc["job_file_sha256"]
+    again = json.loads(r.out)["job"]
+    assert again["sha256"] == doc["job_file_sha256"], _zip_difference(first, Path(again["path"]).read_bytes())
+
+
+def _zip_difference(a: bytes, b: bytes) -> str:
+    """Which entries of two archives differ (for the message of a failed reproducibility check)."""
+    import io
+    import zipfile
+
+    za, zb = zipfile.ZipFile(io.BytesIO(a)), zipfile.ZipFile(io.BytesIO(b))
+    names = sorted(set(za.namelist()) | set(zb.namelist()))
+    differ = [n for n in names if n not in za.namelist() or n not in zb.namelist() or za.read(n) != zb.read(n)]
+    meta = [n for n in names if n in za.namelist() and n in zb.namelist()
+            and za.getinfo(n).date_time != zb.getinfo(n).date_time]
+    return f"entries differing: {differ[:10]} ({len(differ)}); entry times differing: {meta[:5]}"
 
 
 def test_a_print_reuses_what_fabctl_validate_found(warm, tmp_path: Path) -> None:
