@@ -8,6 +8,9 @@
  * level inside it: the samples of each level are bucketed in a grid of cubes of side r_fine x spacing, and
  * the cubes overlapping the ball are scanned. (The numpy path looks at the 8, then 32, nearest samples.)
  *
+ * A second function, refine(), is the exact pass of fabctl.mesh.thickness._refine: the same shrinking against
+ * the exact closest point of each candidate triangle.
+ *
  * Arrays through the buffer protocol (_buffers.h), lengths checked before the loop, no GIL in the loop.
  * Building it is optional (pyproject.toml): without a C compiler fabctl runs the numpy path.
  */
@@ -184,7 +187,143 @@ static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* the point of triangle (a, b, c) closest to p, into out (by the region of the triangle p projects into) */
+static void closest_on_triangle(const double *a, const double *b, const double *c, const double *p, double *out) {
+    double ab[3], ac[3], ap[3];
+    for (int k = 0; k < 3; k++) {
+        ab[k] = b[k] - a[k];
+        ac[k] = c[k] - a[k];
+        ap[k] = p[k] - a[k];
+    }
+    double d1 = ab[0] * ap[0] + ab[1] * ap[1] + ab[2] * ap[2];
+    double d2 = ac[0] * ap[0] + ac[1] * ap[1] + ac[2] * ap[2];
+    if (d1 <= 0 && d2 <= 0) { /* vertex a */
+        memcpy(out, a, 3 * sizeof(double));
+        return;
+    }
+    double bp[3] = {p[0] - b[0], p[1] - b[1], p[2] - b[2]};
+    double d3 = ab[0] * bp[0] + ab[1] * bp[1] + ab[2] * bp[2];
+    double d4 = ac[0] * bp[0] + ac[1] * bp[1] + ac[2] * bp[2];
+    if (d3 >= 0 && d4 <= d3) { /* vertex b */
+        memcpy(out, b, 3 * sizeof(double));
+        return;
+    }
+    double vc = d1 * d4 - d3 * d2;
+    if (vc <= 0 && d1 >= 0 && d3 <= 0) { /* edge ab */
+        double v = d1 / (d1 - d3);
+        for (int k = 0; k < 3; k++) out[k] = a[k] + v * ab[k];
+        return;
+    }
+    double cp[3] = {p[0] - c[0], p[1] - c[1], p[2] - c[2]};
+    double d5 = ab[0] * cp[0] + ab[1] * cp[1] + ab[2] * cp[2];
+    double d6 = ac[0] * cp[0] + ac[1] * cp[1] + ac[2] * cp[2];
+    if (d6 >= 0 && d5 <= d6) { /* vertex c */
+        memcpy(out, c, 3 * sizeof(double));
+        return;
+    }
+    double vb = d5 * d2 - d1 * d6;
+    if (vb <= 0 && d2 >= 0 && d6 <= 0) { /* edge ac */
+        double w = d2 / (d2 - d6);
+        for (int k = 0; k < 3; k++) out[k] = a[k] + w * ac[k];
+        return;
+    }
+    double va = d3 * d6 - d5 * d4;
+    if (va <= 0 && (d4 - d3) >= 0 && (d5 - d6) >= 0) { /* edge bc */
+        double w = (d4 - d3) / ((d4 - d3) + (d5 - d6));
+        for (int k = 0; k < 3; k++) out[k] = b[k] + w * (c[k] - b[k]);
+        return;
+    }
+    double den = va + vb + vc; /* inside the face */
+    if (!(den != 0)) { /* a degenerate triangle: its first corner (the caller's facing test excludes them) */
+        memcpy(out, a, 3 * sizeof(double));
+        return;
+    }
+    double v = vb / den, w = vc / den;
+    for (int k = 0; k < 3; k++) out[k] = a[k] + ab[k] * v + ac[k] * w;
+}
+
+#define NREF 8
+
+/* refine(P, N, r, start, tri, T, out_r, out_contact, max_iter) -> None
+ *
+ * The exact pass of fabctl.mesh.thickness._refine for q balls: P, N : (q, 3) float64 points and outward unit
+ * normals; r : (q,) float64 radii from the sample pass; start : (q + 1,) int64 and tri : (k,) int64 the
+ * candidate triangles of ball i, tri[start[i]:start[i + 1]]; T : (m, 3, 3) float64 the triangles; out_r :
+ * (q,) float64 and out_contact : (q, 3) float64, written for the balls that shrink (left alone otherwise).
+ * While the exact closest point of a candidate lies inside the ball, the ball shrinks to the smallest ball
+ * tangent at p through such a point. */
+static PyObject *refine(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[NREF];
+    buf_t bufs[NREF];
+    memset(bufs, 0, sizeof(bufs));
+    Py_ssize_t max_iter;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOn", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &max_iter)) {
+        return NULL;
+    }
+    static const char *names[] = {"P", "N", "r", "start", "tri", "T", "out_r", "out_contact"};
+    static const char *codes[] = {"d", "d", "d", "lq", "lq", "d", "d", "d"};
+    for (int i = 0; i < NREF; i++) {
+        if (get_buf(obj[i], &bufs[i], codes[i], 8, i >= 6, "refine", names[i]) < 0) {
+            release(bufs, NREF);
+            return NULL;
+        }
+    }
+    const double *P = bufs[0].b.buf, *N = bufs[1].b.buf, *R = bufs[2].b.buf, *T = bufs[5].b.buf;
+    const int64_t *start = bufs[3].b.buf, *tri = bufs[4].b.buf;
+    double *out_r = bufs[6].b.buf, *out_c = bufs[7].b.buf;
+    Py_ssize_t q = items(&bufs[2]), k = items(&bufs[4]), m = items(&bufs[5]) / 9;
+    const char *bad = NULL;
+    if (items(&bufs[0]) != 3 * q || items(&bufs[1]) != 3 * q) bad = "P and N must be (q, 3) for q radii";
+    else if (items(&bufs[3]) != q + 1) bad = "start must have q + 1 entries";
+    else if (items(&bufs[5]) != 9 * m) bad = "T must be (m, 3, 3)";
+    else if (items(&bufs[6]) != q || items(&bufs[7]) != 3 * q) bad = "out_r must be (q,) and out_contact (q, 3)";
+    else if (start[0] != 0 || start[q] != k) bad = "start does not span the candidates";
+    else if (max_iter < 0) bad = "max_iter is negative";
+    for (Py_ssize_t i = 0; i < q && !bad; i++) if (start[i + 1] < start[i]) bad = "start decreases";
+    for (Py_ssize_t j = 0; j < k && !bad; j++) if (tri[j] < 0 || tri[j] >= m) bad = "a triangle index is out of range";
+    if (bad) {
+        release(bufs, NREF);
+        PyErr_Format(PyExc_ValueError, "refine: %s", bad);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const double keep = 1.0 - 1e-9;
+    for (Py_ssize_t i = 0; i < q; i++) {
+        const double *p = P + 3 * i, *n = N + 3 * i;
+        double r = R[i];
+        for (Py_ssize_t it = 0; it < max_iter; it++) {
+            double c[3] = {p[0] - r * n[0], p[1] - r * n[1], p[2] - r * n[2]};
+            double lim = r * keep, lim2 = lim * lim, best = INFINITY, bx[3] = {0, 0, 0}, x[3];
+            for (Py_ssize_t j = start[i]; j < start[i + 1]; j++) {
+                const double *t = T + 9 * tri[j];
+                closest_on_triangle(t, t + 3, t + 6, c, x);
+                double e0 = x[0] - c[0], e1 = x[1] - c[1], e2 = x[2] - c[2];
+                if (e0 * e0 + e1 * e1 + e2 * e2 >= lim2) continue;
+                double d0 = p[0] - x[0], d1 = p[1] - x[1], d2 = p[2] - x[2];
+                double den = 2.0 * (d0 * n[0] + d1 * n[1] + d2 * n[2]);
+                if (!(den > 0)) continue;
+                double rn = (d0 * d0 + d1 * d1 + d2 * d2) / den;
+                if (rn < best) {
+                    best = rn;
+                    memcpy(bx, x, sizeof(bx));
+                }
+            }
+            if (!(best < lim)) break;
+            r = best;
+            out_r[i] = r;
+            memcpy(out_c + 3 * i, bx, sizeof(bx));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, NREF);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"refine", refine, METH_VARARGS,
+     "refine(P, N, r, start, tri, T, out_r, out_contact, max_iter) -> None\n\n"
+     "The exact pass: balls at P (normals N, radii r) shrunk against their candidate triangles."},
     {"shrink", shrink, METH_VARARGS,
      "shrink(P, N, r0, SP, SN, keys, cstart, lcells, origin, dims, out_r, out_contact,\n"
      "       base, h_base, r_fine, cap_r, facing_cos, max_iter) -> None\n\n"

@@ -314,13 +314,15 @@ def _coarse(geo: Geometry, sm: Samples, cap_r: float, facing_cos: float) -> tupl
 
 
 def _refine(geo: Geometry, grid: TriangleGrid, P: np.ndarray, N: np.ndarray, r: np.ndarray,
-            contact: np.ndarray, reach: float, facing_cos: float) -> tuple[np.ndarray, np.ndarray]:
+            contact: np.ndarray, reach: float, facing_cos: float,
+            compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact correction of sample balls: (q,) radius, (q, 3) contact.
 
     The sample pass found the wall each ball touches (``contact``, within a sample spacing of the true
     contact) and that no sample lies inside the ball. Here the facing triangles within ``reach`` of that
     contact replace the samples: shrink to the ball through the exact closest point of each, until none
-    intrudes. Balls without a contact (capped) are left alone.
+    intrudes. Balls without a contact (capped) are left alone. compiled : run the iteration in
+    ``_balls.refine`` (default: when it is built) or in numpy (``trimesh.triangles.closest_point``).
     """
     r = r.copy()
     contact = contact.copy()
@@ -336,6 +338,16 @@ def _refine(geo: Geometry, grid: TriangleGrid, P: np.ndarray, N: np.ndarray, r: 
     gap = np.maximum(np.maximum(np.take(grid.lo, ti, axis=0) - c, c - np.take(grid.hi, ti, axis=0)), 0.0)
     near = np.einsum("ij,ij->i", gap, gap) < r[qi] ** 2
     qa, ta = qi[near], ti[near]
+    if compiled is None:
+        compiled = _balls is not None
+    if compiled:  # the same iteration, compiled: each ball against its candidates until none intrudes
+        order = np.argsort(qa, kind="stable")
+        qa, ta = np.take(qa, order), np.take(ta, order)
+        start = np.searchsorted(qa, np.arange(len(P) + 1)).astype(np.int64)
+        _balls.refine(np.ascontiguousarray(P, dtype=np.float64), np.ascontiguousarray(N, dtype=np.float64),
+                      np.ascontiguousarray(r, dtype=np.float64), start, ta.astype(np.int64),
+                      np.ascontiguousarray(geo.triangles, dtype=np.float64), r, contact, MAX_ITER)
+        return r, contact
     for _ in range(MAX_ITER):
         if not len(qa):
             break

@@ -6,27 +6,24 @@ The broad phase's compiled loop is tested in test_intersect.py. Both kernels are
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import trimesh
 
 import fabctl.mesh.thickness as TH
 from fabctl.mesh import topology as T
+from tests.unit.mesh.kernels import need
 
 FACING = TH.FACING_COS
 
 
 def _kernel() -> None:
-    if TH._balls is None:
-        pytest.fail("fabctl.mesh._balls is not built: pip install -e . with a C compiler")
+    need(TH._balls, "_balls")
 
 
 def test_the_compiled_ball_loop_is_built() -> None:
-    if os.environ.get("FABCTL_MESH_KERNELS") == "0":
-        pytest.skip("FABCTL_MESH_KERNELS=0: the numpy path was asked for")
     _kernel()
+    assert TH.compiled()
 
 
 def _two_noisy_plates(seed: int, n: int = 1500, gap: float = 2.0) -> TH.Samples:
@@ -166,3 +163,74 @@ def test_validate_gives_the_same_verdicts_with_and_without_the_kernels(variant: 
     assert fast.ok == slow.ok and fast.min_wall_thickness_mm == slow.min_wall_thickness_mm
     assert np.array_equal(fast_d.intersections.pairs, slow_d.intersections.pairs)
     assert fast.ok == (variant == "as designed")
+
+
+def test_compiled_exact_pass_equals_the_numpy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact pass (``_refine``) in C and in numpy (trimesh's closest points): the same radii and contacts
+    to rounding, on the example guide and its thin-patch variant (whose minimum the pass sets)."""
+    import functools
+
+    from tests.unit.mesh import guide_variants as gv
+
+    _kernel()
+    mesh, _ = gv.load_guide()
+    V, F, _spot = gv.thin_patch(mesh.vertices.copy(), mesh.faces.copy())
+    for verts, faces in ((mesh.vertices, mesh.faces), (V, F)):
+        g = T.Geometry(verts, faces)
+        fast = TH.wall_thickness(g, cap=10.0, refine_below=1.5)
+        monkeypatch.setattr(TH, "_refine", functools.partial(TH._refine, compiled=False))
+        slow = TH.wall_thickness(g, cap=10.0, refine_below=1.5)
+        monkeypatch.undo()
+        assert fast.refined.sum() >= 1000 and np.array_equal(fast.refined, slow.refined)
+        assert np.allclose(fast.value, slow.value, rtol=0, atol=1e-9)
+        both = ~np.isnan(slow.contact[:, 0])
+        assert np.array_equal(both, ~np.isnan(fast.contact[:, 0]))
+        assert np.allclose(fast.contact[both], slow.contact[both], rtol=0, atol=1e-9)
+        # the exact pass lowered the minimum below the sample pass's: it did work here
+        assert fast.minimum < 3.0
+
+
+def test_closest_points_of_the_compiled_pass_match_trimesh() -> None:
+    """Every region of a triangle (3 corners, 3 edges, the face) for the C closest point: one candidate
+    triangle per ball, the ball's contact is the closest point wherever it shrinks."""
+    from trimesh.triangles import closest_point
+
+    _kernel()
+    rng = np.random.default_rng(7)
+    tri = rng.normal(0, 1, (400, 3, 3))
+    q = len(tri)
+    N = np.tile([0.0, 0.0, 1.0], (q, 1))
+    # each ball's centre is a random point near its triangle; p is above it, r big enough to reach it
+    centre = tri.mean(axis=1) + rng.normal(0, 1.5, (q, 3))
+    r = np.full(q, 50.0)
+    P = centre + r[:, None] * N
+    out_r, out_c = r.copy(), np.full((q, 3), np.nan)
+    TH._balls.refine(P, N, r.copy(), np.arange(q + 1, dtype=np.int64), np.arange(q, dtype=np.int64),
+                     np.ascontiguousarray(tri), out_r, out_c, 1)
+    want = closest_point(tri, centre)
+    shrunk = ~np.isnan(out_c[:, 0])
+    assert shrunk.sum() > 300  # a closest point is below p for most: the ball shrinks once to it
+    assert np.allclose(out_c[shrunk], want[shrunk], atol=1e-9)
+
+
+def test_compiled_exact_pass_refuses_bad_arrays() -> None:
+    _kernel()
+    tri = np.random.default_rng(8).normal(0, 1, (5, 3, 3))
+    P, N, r = np.zeros((2, 3)), np.tile([0.0, 0.0, 1.0], (2, 1)), np.ones(2)
+    start, ids = np.array([0, 3, 5], dtype=np.int64), np.array([0, 1, 2, 3, 4], dtype=np.int64)
+
+    def call(**kw):
+        a = dict(P=P, N=N, r=r, start=start, ids=ids, T=tri, out_r=r.copy(), out_c=np.zeros((2, 3))) | kw
+        TH._balls.refine(a["P"], a["N"], a["r"], a["start"], a["ids"], a["T"], a["out_r"], a["out_c"], 5)
+
+    call()
+    with pytest.raises(ValueError, match="out of range"):
+        call(ids=np.array([0, 1, 2, 3, 5], dtype=np.int64))
+    with pytest.raises(ValueError, match="span"):
+        call(start=np.array([0, 3, 4], dtype=np.int64))
+    with pytest.raises(ValueError, match="q \\+ 1"):
+        call(start=np.array([0, 5], dtype=np.int64))
+    with pytest.raises(ValueError, match="\\(m, 3, 3\\)"):
+        call(T=tri.reshape(-1)[:-1].copy())
+    with pytest.raises(TypeError, match="out_c"):
+        call(out_c=np.zeros((2, 3), dtype=np.float32))

@@ -11,6 +11,7 @@ import trimesh
 from fabctl.mesh import topology as T
 from fabctl.mesh.intersect import TriangleGrid, self_intersections
 from fabctl.mesh.io import read_mesh
+from tests.unit.mesh.kernels import need
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "case-42" / "guide.stl"
@@ -193,20 +194,16 @@ def test_one_thread_and_many_give_the_same_pairs(monkeypatch: pytest.MonkeyPatch
 def test_the_compiled_broad_phase_is_built() -> None:
     """make install builds fabctl/mesh/_cellpairs.c; an install without it runs 5x slower, so it must not go
     unnoticed (FABCTL_MESH_KERNELS=0 turns it off on purpose)."""
-    import os
-
     import fabctl.mesh.intersect as I
 
-    if os.environ.get("FABCTL_MESH_KERNELS") == "0":
-        pytest.skip("FABCTL_MESH_KERNELS=0: the numpy path was asked for")
-    assert I._cellpairs is not None, "fabctl.mesh._cellpairs is not built: pip install -e . with a C compiler"
+    need(I._cellpairs, "_cellpairs")
+    assert I.compiled()
 
 
 def _compiled_pairs(g: TriangleGrid, F: np.ndarray, size: int | None = None) -> list[tuple[int, int]]:
     import fabctl.mesh.intersect as I
 
-    if I._cellpairs is None:
-        pytest.fail("fabctl.mesh._cellpairs is not built")
+    need(I._cellpairs, "_cellpairs")
     return [tuple(sorted(p)) for i, j in g.cell_pairs(F, size) for p in zip(i.tolist(), j.tolist(), strict=True)]
 
 
@@ -239,6 +236,7 @@ def test_compiled_pairs_equal_the_numpy_sweep_on_the_example_guide() -> None:
 def test_self_intersections_are_the_same_without_the_compiled_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     import fabctl.mesh.intersect as I
 
+    need(I._cellpairs, "_cellpairs")
     m = read_mesh(CORPUS / "numpy-stl/rear_case.stl", "mm")
     V, F = _soup(5)
     for verts, faces in ((m.vertices, m.faces), (V, F)):
@@ -253,8 +251,7 @@ def test_self_intersections_are_the_same_without_the_compiled_loop(monkeypatch: 
 def test_compiled_loop_refuses_mismatched_arrays() -> None:
     import fabctl.mesh.intersect as I
 
-    if I._cellpairs is None:
-        pytest.fail("fabctl.mesh._cellpairs is not built")
+    need(I._cellpairs, "_cellpairs")
     V, F = _soup()
     g = TriangleGrid.build(V[F])
     lo, hi = g.boxes32()
