@@ -7,9 +7,13 @@
  * compare the two. Everything is read through the buffer protocol (_buffers.h), every length is checked
  * against the others before the loop, and the loop runs without the GIL.
  *
+ * A second function, plane_keep(), is the first pair filter (fabctl.mesh.intersect._plane_reject) over the
+ * pairs found: the triangles' corners against each other's planes.
+ *
  * Building it is optional (pyproject.toml): without a C compiler fabctl installs and runs the numpy path.
  */
 #include "_buffers.h"
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -170,7 +174,85 @@ static PyObject *cell_pairs(PyObject *Py_UNUSED(self), PyObject *args) {
     return Py_BuildValue("nnn", found, c, row);
 }
 
+/* Triangle b's corners against triangle a's plane, as fabctl.mesh.intersect._sides: bit 0 strictly on one
+ * side, bit 1 crosses the plane, bit 2 lies in it. */
+static int sides(const double *unit_a, double off_a, const double *tb, double lo_lim, double hi_lim) {
+    int above = 0, below = 0, all_above = 1, all_below = 1, flat = 1;
+    for (int k = 0; k < 3; k++) {
+        const double *c = tb + 3 * k;
+        double d = (c[0] * unit_a[0] + c[1] * unit_a[1]) + c[2] * unit_a[2] - off_a;
+        above |= d > lo_lim;
+        below |= d < -lo_lim;
+        all_above &= d > hi_lim;
+        all_below &= d < -hi_lim;
+        flat &= fabs(d) <= hi_lim;
+    }
+    return (all_above | all_below) | ((above & below) << 1) | (flat << 2);
+}
+
+#define NPLANE 6
+
+/* plane_keep(i, j, unit, off, T, keep, tol) -> int
+ *
+ * fabctl.mesh.intersect._plane_reject over face pairs (i, j) : (k,) int64 sharing no vertex: keep[p] (uint8,
+ * written) is 1 when neither triangle lies strictly on one side of the other's plane and one crosses the
+ * other's plane, or both lie in one plane. unit : (m, 3) float64 unit normals; off : (m,) float64 unit .
+ * first corner; T : (m, 3, 3) float64 corners; tol : the contact tolerance (mm). Returns how many are kept. */
+static PyObject *plane_keep(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[NPLANE];
+    buf_t bufs[NPLANE];
+    memset(bufs, 0, sizeof(bufs));
+    double tol;
+    if (!PyArg_ParseTuple(args, "OOOOOOd", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &tol)) {
+        return NULL;
+    }
+    static const char *names[] = {"i", "j", "unit", "off", "T", "keep"};
+    static const char *codes[] = {"lq", "lq", "d", "d", "d", "B?"};
+    static const Py_ssize_t sizes[] = {8, 8, 8, 8, 8, 1};
+    for (int n = 0; n < NPLANE; n++) {
+        if (get_buf(obj[n], &bufs[n], codes[n], sizes[n], n == 5, "plane_keep", names[n]) < 0) {
+            release(bufs, NPLANE);
+            return NULL;
+        }
+    }
+    const int64_t *I = bufs[0].b.buf, *J = bufs[1].b.buf;
+    const double *unit = bufs[2].b.buf, *off = bufs[3].b.buf, *T = bufs[4].b.buf;
+    uint8_t *keep = bufs[5].b.buf;
+    Py_ssize_t k = items(&bufs[0]), m = items(&bufs[3]);
+    const char *bad = NULL;
+    if (items(&bufs[1]) != k || items(&bufs[5]) != k) bad = "i, j and keep differ in length";
+    else if (items(&bufs[2]) != 3 * m || items(&bufs[4]) != 9 * m) bad = "unit, off and T describe different faces";
+    else if (!(tol >= 0)) bad = "tol must be >= 0";
+    for (Py_ssize_t p = 0; p < k && !bad; p++)
+        if (I[p] < 0 || I[p] >= m || J[p] < 0 || J[p] >= m) bad = "a face index is out of range";
+    if (bad) {
+        release(bufs, NPLANE);
+        PyErr_Format(PyExc_ValueError, "plane_keep: %s", bad);
+        return NULL;
+    }
+    Py_ssize_t kept = 0;
+    Py_BEGIN_ALLOW_THREADS
+    double lo_lim = tol * (1.0 - 1e-6), hi_lim = tol * (1.0 + 1e-6);
+    for (Py_ssize_t p = 0; p < k; p++) {
+        int64_t a = I[p], b = J[p];
+        int sj = sides(unit + 3 * a, off[a], T + 9 * b, lo_lim, hi_lim);
+        int ok = 0;
+        if (!(sj & 1)) {
+            int si = sides(unit + 3 * b, off[b], T + 9 * a, lo_lim, hi_lim);
+            ok = (!(si & 1) && ((si | sj) & 2)) || ((si & 4) && (sj & 4));
+        }
+        keep[p] = (uint8_t)ok;
+        kept += ok;
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, NPLANE);
+    return PyLong_FromSsize_t(kept);
+}
+
 static PyMethodDef methods[] = {
+    {"plane_keep", plane_keep, METH_VARARGS,
+     "plane_keep(i, j, unit, off, T, keep, tol) -> kept\n\n"
+     "The pairs _plane_reject keeps (keep[p] = 1), over face pairs sharing no vertex."},
     {"cell_pairs", cell_pairs, METH_VARARGS,
      "cell_pairs(ustart, tri, first, lo0, lo1, lo2, hi0, hi1, hi2, f0, f1, f2, out_i, out_j, cell, row)\n"
      "    -> (written, next_cell, next_row)\n\n"

@@ -733,6 +733,7 @@ def candidates(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray 
     grid = grid or TriangleGrid.build(triangles)
     tol = contact_tolerance(V)
     planes = _Planes.of(triangles, normals_raw)
+    tri_c = np.ascontiguousarray(triangles, dtype=np.float64)
 
     def fans() -> tuple[np.ndarray, ...]:
         i, j = _fan_pairs(V, F, normals_raw, triangles)
@@ -743,8 +744,13 @@ def candidates(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray 
 
     def grid_chunk(span: tuple[int, int] | tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
         # grid pairs share no vertex: drop those wholly on one side of the other's plane
-        i, j = grid.chunk_pairs(sw, *span) if isinstance(span[0], int) else span
-        i, j = _plane_reject(planes, i, j, tol)
+        if isinstance(span[0], int):
+            i, j = _plane_reject(planes, *grid.chunk_pairs(sw, *span), tol)
+        else:  # from the compiled loop: the plane filter compiled too
+            i, j = span
+            keep = np.zeros(len(i), dtype=bool)
+            _cellpairs.plane_keep(i, j, planes.unit, planes.off, tri_c, keep, tol)
+            i, j = np.compress(keep, i), np.compress(keep, j)
         i, j, si, sj = _split_same_sheet(planes, i, j, tol)
         if not len(i):
             return i, j, np.zeros((0, 3)), si, sj

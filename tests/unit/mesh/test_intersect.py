@@ -282,3 +282,30 @@ def test_compiled_loop_refuses_mismatched_arrays() -> None:
         call(cell=len(us))
     with pytest.raises(ValueError, match="contiguous"):
         call(out=[out[0], np.zeros(20 * len(tri), dtype=np.int64)[::2]])
+
+
+def test_compiled_plane_filter_equals_the_numpy_one() -> None:
+    """``plane_keep`` against ``_plane_reject`` over every box-overlapping pair of the soup and of the rear
+    case, and over random pairs of the example guide (mostly far apart: dropped)."""
+    import fabctl.mesh.intersect as I
+
+    need(I._cellpairs, "_cellpairs")
+    m = read_mesh(EXAMPLE, "mm")
+    Vs, Fs = _soup(9)
+    rng = np.random.default_rng(2)
+    for V, F, pairs in ((Vs, Fs, None), (m.vertices, m.faces, rng.integers(0, len(m.faces), (20000, 2)))):
+        t = np.ascontiguousarray(V[F])
+        N = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        if pairs is None:
+            g = TriangleGrid.build(t)
+            i, j = (np.concatenate(x) for x in zip(*g.cell_pairs(F), strict=True))
+        else:
+            i, j = pairs[:, 0].copy(), pairs[:, 1].copy()
+        tol = I.contact_tolerance(V)
+        pl = I._Planes.of(t, N)
+        want = set(zip(*(a.tolist() for a in I._plane_reject(pl, i, j, tol)), strict=True))
+        keep = np.zeros(len(i), dtype=bool)
+        n = I._cellpairs.plane_keep(i, j, pl.unit, pl.off, t, keep, tol)
+        got = set(zip(i[keep].tolist(), j[keep].tolist(), strict=True))
+        assert n == keep.sum() == len(want) and got == want
+        assert 0 < len(want) < len(i)
