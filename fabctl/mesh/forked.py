@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -61,30 +62,54 @@ def _harmless() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _child(conn, fn: Callable[..., Any], args: tuple) -> None:
-    _harmless()
+def _run(tag: str, fn: Callable[..., Any], args: tuple) -> tuple[str, str, Any, float]:
     try:
         t0 = time.perf_counter()
-        message = ("ok", fn(*args), time.perf_counter() - t0)
+        return (tag, "ok", fn(*args), time.perf_counter() - t0)
     except Exception as err:  # noqa: BLE001 - reported to the parent, which recomputes (anything else ends
         # the child without an answer, which the parent also recomputes)
-        message = ("error", f"{type(err).__name__}: {err}", 0.0)
+        return (tag, "error", f"{type(err).__name__}: {err}", 0.0)
+
+
+def _send(conn, message: tuple) -> None:
     with contextlib.suppress(OSError, ValueError):  # the parent is gone or stopped listening: nothing to do
         conn.send(message)
+
+
+def _child(conn, steps: list[tuple[str, Callable[..., Any], tuple]]) -> None:
+    """Each step in order; each answer is sent by a thread of its own while the next step computes (a pipe
+    holds 64 KiB: a bigger answer waits there until the parent reads it), one send at a time."""
+    _harmless()
+    sender = None
+    for tag, fn, args in steps:
+        message = _run(tag, fn, args)
+        if sender is not None:
+            sender.join()
+        sender = threading.Thread(target=_send, args=(conn, message), daemon=True)
+        sender.start()
+    if sender is not None:
+        sender.join()
     with contextlib.suppress(OSError):
         conn.close()
 
 
 class Forked:
     """``fn(*args)`` started in a forked child; ``result()`` is its return value and ``seconds`` its own
-    duration. Use as a context manager so the child never outlives the caller."""
+    duration. Use as a context manager so the child never outlives the caller.
 
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+    first : an optional ``(fn0, args0)`` the child computes before ``fn``; ``first_result()`` is its value
+    (and ``first_seconds`` its duration), available as soon as it is done, while the child goes on."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any,
+                 first: tuple[Callable[..., Any], tuple] | None = None) -> None:
         self.fn, self.args, self.name = fn, args, _name(fn)
+        self.first = first
         self.seconds = 0.0
+        self.first_seconds = 0.0
         self.forked = False
         self._proc = None
         self._conn = None
+        self._got: dict[str, tuple[str, Any, float]] = {}
         if not fork_enabled():
             return
         try:
@@ -93,7 +118,8 @@ class Forked:
         except OSError as err:  # out of file descriptors
             log.warning("cannot fork for %s (%s); computing it in this process", self.name, err)
             return
-        proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+        steps = ([("first", first[0], tuple(first[1]))] if first is not None else []) + [("main", fn, args)]
+        proc = ctx.Process(target=_child, args=(send, steps), daemon=True)
         try:
             proc.start()  # (multiprocessing flushes stdout and stderr before it forks)
         except (OSError, AssertionError) as err:  # out of processes; or inside a daemonic process
@@ -104,41 +130,56 @@ class Forked:
         send.close()
         self._proc, self._conn, self.forked = proc, recv, True
 
-    def _answer(self) -> tuple[str, Any, float]:
-        """The child's message; ("lost", ...) when it died, hung past ``TIMEOUT_S`` or sent garbage. Waits on
-        the child's exit as well as the pipe: another process forked meanwhile may hold a copy of the pipe's
-        write end, so a dead child does not always close it."""
+    def _answer(self, tag: str) -> tuple[str, Any, float]:
+        """The child's answer for step ``tag``; ("lost", ...) when it died, hung past ``TIMEOUT_S`` or sent
+        garbage. Waits on the child's exit as well as the pipe: another process forked meanwhile may hold a
+        copy of the pipe's write end, so a dead child does not always close it."""
         conn, proc = self._conn, self._proc
         deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
+        while tag not in self._got:
+            if conn is None or proc is None:
+                return ("lost", "the child is gone", 0.0)
+            if time.monotonic() >= deadline:
+                return ("lost", f"no answer within {TIMEOUT_S:g} s", 0.0)
             ready = wait([conn, proc.sentinel], timeout=min(1.0, max(0.0, deadline - time.monotonic())))
             if not ready:
                 continue
             exited = proc.sentinel in ready
             if conn.poll(0.05 if exited else 0):
                 try:
-                    return conn.recv()
+                    got, status, out, seconds = conn.recv()
                 except Exception:  # noqa: BLE001 - EOF, a broken or unreadable message: recompute
                     return ("lost", "no readable answer", 0.0)
+                self._got[got] = (status, out, seconds)
+                continue
             if exited:
                 return ("lost", f"it ended with exit code {proc.exitcode} and no answer", 0.0)
-        return ("lost", f"no answer within {TIMEOUT_S:g} s", 0.0)
+        return self._got[tag]
+
+    def _value(self, tag: str, fn: Callable[..., Any], args: tuple) -> tuple[Any, float]:
+        if self._proc is not None:
+            status, out, seconds = self._answer(tag)
+            if status == "ok":
+                return out, seconds
+            log.warning("forked %s failed (%s); computing it in this process", _name(fn), out)
+        t0 = time.perf_counter()
+        out = fn(*args)
+        return out, time.perf_counter() - t0
+
+    def first_result(self) -> Any:
+        """The value of ``first``, or the same call computed here if there is no child or it failed."""
+        assert self.first is not None, "Forked(..., first=None) has no first step"
+        out, self.first_seconds = self._value("first", self.first[0], tuple(self.first[1]))
+        return out
 
     def result(self) -> Any:
         """The child's result, or the same call computed here if there is no child or it failed."""
-        if self._proc is not None:
-            try:
-                status, out, seconds = self._answer()
-            finally:
-                self._reap()
-            if status == "ok":
-                self.seconds = seconds
-                return out
-            log.warning("forked %s failed (%s); computing it in this process", self.name, out)
+        try:
+            out, self.seconds = self._value("main", self.fn, self.args)
+        finally:
+            self._reap()
+        if "main" not in self._got or self._got["main"][0] != "ok":
             self.forked = False
-        t0 = time.perf_counter()
-        out = self.fn(*self.args)
-        self.seconds = time.perf_counter() - t0
         return out
 
     def _reap(self) -> None:

@@ -709,17 +709,35 @@ class Candidates:
     sheet_i: np.ndarray
     sheet_j: np.ndarray
 
+    def with_hits(self, i: np.ndarray, j: np.ndarray, points: np.ndarray) -> Candidates:
+        """These candidates and more intersecting pairs (h,) i, (h,) j with (h, 3) points."""
+        return Candidates(np.concatenate([self.hit_i, i]).astype(np.int64),
+                          np.concatenate([self.hit_j, j]).astype(np.int64),
+                          np.concatenate([self.points, points]).reshape(-1, 3), self.sheet_i, self.sheet_j)
+
+
+def fan_hits(V: np.ndarray, F: np.ndarray, N: np.ndarray,
+             triangles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intersecting pairs around vertices whose fan is not certified (``_fan_pairs``): (h,) i, (h,) j,
+    (h, 3) a point of each. V : (n, 3); F : (m, 3); N : (m, 3) unnormalised face normals."""
+    i, j = _fan_pairs(V, F, N, triangles)
+    if not len(i):
+        return i, j, np.zeros((0, 3))
+    hit, pt = _test_pairs(V, F, N, i, j, contact_tolerance(V))
+    return i[hit], j[hit], pt[hit]
+
 
 def candidates(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray | None = None,
                grid: TriangleGrid | None = None, triangles: np.ndarray | None = None,
-               sweep: Sweep | None = None, threads: int | None = None) -> Candidates:
+               sweep: Sweep | None = None, threads: int | None = None, with_fans: bool = True) -> Candidates:
     """The self-intersections that need no edge table or shells: every grid pair (sharing no vertex) and
-    every pair around a vertex whose fan is not certified (``_fan_pairs``), through the narrow phase.
+    every pair around a vertex whose fan is not certified (``fan_hits``), through the narrow phase.
 
     vertices : (n, 3) float64; faces : (m, 3) int64; normals_raw : (m, 3) unnormalised face normals (cross
     products), computed when not given; grid : a prebuilt ``TriangleGrid`` of the faces; triangles : (m, 3, 3)
     ``vertices[faces]`` if at hand; sweep : ``grid.sweep(faces)`` if at hand (numpy path); threads : worker
-    threads for the chunks (default ``THREADS``; 1 runs everything in the calling thread).
+    threads for the chunks (default ``THREADS``; 1 runs everything in the calling thread); with_fans : False
+    leaves the fans out (the caller adds ``fan_hits`` to ``Candidates.with_hits`` itself).
     """
     V = np.asarray(vertices, dtype=np.float64)
     F = np.asarray(faces, dtype=np.int64)
@@ -736,11 +754,9 @@ def candidates(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray 
     tri_c = np.ascontiguousarray(triangles, dtype=np.float64)
 
     def fans() -> tuple[np.ndarray, ...]:
-        i, j = _fan_pairs(V, F, normals_raw, triangles)
-        if not len(i):
-            return i, j, np.zeros((0, 3)), z, z
-        hit, pt = _test_pairs(V, F, normals_raw, i, j, tol)
-        return i[hit], j[hit], pt[hit], z, z
+        if not with_fans:
+            return z, z, np.zeros((0, 3)), z, z
+        return (*fan_hits(V, F, normals_raw, triangles), z, z)
 
     def grid_chunk(span: tuple[int, int] | tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
         # grid pairs share no vertex: drop those wholly on one side of the other's plane

@@ -367,21 +367,49 @@ def _refine(geo: Geometry, grid: TriangleGrid, P: np.ndarray, N: np.ndarray, r: 
     return r, contact
 
 
+@dataclass
+class SamplePass:
+    """The sample pass of ``wall_thickness``: its samples, (s,) ball radii and (s, 3) contacts (NaN: none),
+    and the cap it was made with."""
+
+    samples: Samples
+    r: np.ndarray
+    contact: np.ndarray
+    cap: float
+
+
+def sample_pass(geo: Geometry, spacing: float | None = None, cap: float = 10.0,
+                facing_cos: float = FACING_COS) -> SamplePass:
+    """Samples and their balls against the samples: the part of ``wall_thickness`` that needs no triangle
+    grid (``validate`` has it computed in its forked child, before the self-intersections)."""
+    spacing = spacing or default_spacing(float(geo.area.sum()))
+    sm = surface_samples(geo, spacing)
+    if len(sm.points) == 0:
+        return SamplePass(sm, np.zeros(0), np.zeros((0, 3)), cap)
+    r, contact = _coarse(geo, sm, cap / 2.0, facing_cos)
+    return SamplePass(sm, r, contact, cap)
+
+
 def wall_thickness(geo: Geometry, *, spacing: float | None = None, cap: float = 10.0,
                    refine_below: float = 0.0, facing_cos: float = FACING_COS,
-                   grid: TriangleGrid | None = None) -> Thickness:
+                   grid: TriangleGrid | None = None, first: SamplePass | None = None) -> Thickness:
     """The thickness field of a mesh (see the module docstring).
 
     spacing : sample spacing in mm (default ``default_spacing``); cap : largest thickness measured, mm;
     refine_below : samples whose coarse thickness is below this get the exact pass (those near the minimum
-    always do); grid : a prebuilt ``TriangleGrid`` of ``geo.triangles``.
+    always do); grid : a prebuilt ``TriangleGrid`` of ``geo.triangles``; first : this mesh's ``sample_pass``
+    (same spacing, cap and facing_cos), if already done.
     """
-    spacing = spacing or default_spacing(float(geo.area.sum()))
-    sm = surface_samples(geo, spacing)
+    if first is None:
+        first = sample_pass(geo, spacing, cap, facing_cos)
+    elif first.cap != cap or (spacing is not None and spacing != first.samples.spacing):
+        raise ValueError("wall_thickness: the sample pass given was made with another cap or spacing")
+    sm = first.samples
+    spacing = sm.spacing
     s = len(sm.points)
     if s == 0:
         return Thickness(sm, np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=bool), cap)
-    r, contact = _coarse(geo, sm, cap / 2.0, facing_cos)
+    r, contact = first.r.copy(), first.contact.copy()
     value = np.minimum(2.0 * r, cap)
     # the sample pass overestimates a wall t by about (covering radius)² / t. Refine, lowest first, every
     # sample that could still hold the true minimum, and those whose side of the limit is in doubt (a

@@ -28,7 +28,7 @@ from fabctl.mesh import topology as topo
 from fabctl.mesh.channel import ChannelMeasure, measure_channel
 from fabctl.mesh.fit import fits_build_volume
 from fabctl.mesh.forked import Forked
-from fabctl.mesh.intersect import SelfIntersections, candidates, finish
+from fabctl.mesh.intersect import SelfIntersections, candidates, fan_hits, finish
 from fabctl.mesh.intersect import compiled as pairs_compiled
 from fabctl.mesh.report import (
     MAX_LOCATIONS,
@@ -44,7 +44,7 @@ from fabctl.mesh.report import (
     is_ok,
     rounded,
 )
-from fabctl.mesh.thickness import Thickness, thin_patches, wall_thickness
+from fabctl.mesh.thickness import Thickness, sample_pass, thin_patches, wall_thickness
 from fabctl.mesh.thickness import compiled as balls_compiled
 from fabctl.mesh.types import MeshInput
 from fabctl.plan import Plan
@@ -292,10 +292,12 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
     geo.cross  # noqa: B018 (with the triangles, before the fork, so the child inherits them)
     wall = float(resin.ifu.min_wall_mm.value)
     cap = max(10.0, 3.0 * wall)
-    # the self-intersections run in a forked child (with its own grid) while the topology and the wall
-    # thickness run here: the two cores really work at once (see fabctl.mesh.forked)
-    with Forked(partial(candidates, threads=1, triangles=geo.triangles), geo.vertices, geo.faces,
-                geo.cross) as si_job:
+    # a forked child computes the thickness's sample pass, then the self-intersections (with their own grid),
+    # while the topology checks and then the thickness's exact pass run here: the two cores really work at
+    # once (see fabctl.mesh.forked). The sample pass starts before the topology says whether the thickness
+    # can be trusted; when it cannot, it is never asked for.
+    with Forked(partial(candidates, threads=1, triangles=geo.triangles, with_fans=False), geo.vertices,
+                geo.faces, geo.cross, first=(partial(sample_pass, cap=cap), (geo,))) as si_job:
         say("topology")
         checks, sh, labels, facts = topology_checks(geo)
         checks.append(_shell_check(sh))
@@ -311,11 +313,15 @@ def validate_details(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, pr
         if not why:
             say("wall thickness")
             # (its exact pass builds a grid of just the triangles it can reach)
-            th = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm))
+            first = si_job.first_result()
+            timings["thickness_samples"] = round(si_job.first_seconds, 4)
+            th = wall_thickness(geo, cap=cap, refine_below=max(wall, printer.min_feature_mm), first=first)
         lap("thickness")
         say("self-intersections")
         if si_job.forked:
-            cand = si_job.result()
+            # the pairs around uncertified vertex fans are found here meanwhile (the child has enough)
+            fans = fan_hits(geo.vertices, geo.faces, geo.cross, geo.triangles)
+            cand = si_job.result().with_hits(*fans)
             si = finish(cand, geo.vertices, geo.faces, geo.cross, labels, geo.edges)
             timings["self_intersections"] = round(si_job.seconds, 4)
         else:  # no child: the same call here, sharing what is already built

@@ -103,6 +103,50 @@ def test_leaving_early_reaps_the_child() -> None:
     assert proc.exitcode is not None
 
 
+def big_then_slow(x: int) -> tuple[int, np.ndarray]:
+    """A first answer far bigger than a pipe holds (the child sends it from a thread and goes on)."""
+    return os.getpid(), np.arange(x * 100_000, dtype=np.float64)
+
+
+def slow_square(x: int) -> tuple[int, int, float]:
+    time.sleep(0.5)
+    return os.getpid(), x * x, time.monotonic()
+
+
+def test_the_first_step_is_answered_while_the_child_goes_on() -> None:
+    with Forked(slow_square, 6, first=(big_then_slow, (4,))) as job:
+        t0 = time.monotonic()
+        pid0, arr = job.first_result()
+        got_first = time.monotonic()
+        pid1, value, done = job.result()
+    assert pid0 == pid1 != os.getpid() and value == 36
+    assert len(arr) == 400_000 and arr[-1] == 399_999.0  # 3.2 MB came through the pipe whole
+    assert got_first - t0 < 0.4 < done - t0  # the first answer did not wait for the second step
+    assert job.first_seconds >= 0.0 and job.seconds >= 0.5
+
+
+@pytest.mark.parametrize("first, main, want", [
+    ((fails_in_child, (1,)), where_and_square, "first here, main in the child"),
+    ((where_and_square, (1,)), fails_in_child, "first in the child, main here"),
+    ((where_and_square, (1,)), dies_in_child, "first in the child, main here after it died"),
+    ((dies_in_child, (1,)), where_and_square, "both here: the child died in the first step")])
+def test_a_failed_step_is_computed_here(first, main, want: str) -> None:
+    with Forked(main, 5, first=first) as job:
+        a = job.first_result()
+        b = job.result()
+    first_here = want.startswith("first here") or want.startswith("both")
+    main_here = "main here" in want or want.startswith("both")
+    value_a = a[1] if isinstance(a, tuple) else a
+    assert value_a == {where_and_square: 1, fails_in_child: 2, dies_in_child: 3}[first[0]]
+    if isinstance(a, tuple):
+        assert (a[0] == os.getpid()) == first_here
+    value_b = b[1] if isinstance(b, tuple) else b
+    assert value_b == {where_and_square: 25, fails_in_child: 6, dies_in_child: 7}[main]
+    if isinstance(b, tuple):
+        assert (b[0] == os.getpid()) == main_here
+    assert job.forked == (not main_here)
+
+
 def _mesh(V: np.ndarray, F: np.ndarray) -> MeshInput:
     V = np.ascontiguousarray(V, dtype=np.float64)
     F = np.ascontiguousarray(F, dtype=np.int64)
