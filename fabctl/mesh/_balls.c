@@ -18,7 +18,18 @@
 #include <math.h>
 #include <stdint.h>
 
-#define NBUF 13
+#define NBUF 12
+
+static inline double dot3(const double *u, const double *v) { return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]; }
+
+/* the radius of the ball tangent at p (outward normal n, centre p - r n) through x, |p - x|^2 / (2 n . (p - x)),
+ * when x lies inside the current ball (centre c, |c - x|^2 < lim2); otherwise INFINITY */
+static inline double through(const double *p, const double *n, const double *c, double lim2, const double *x) {
+    double e[3] = {c[0] - x[0], c[1] - x[1], c[2] - x[2]}, d[3] = {p[0] - x[0], p[1] - x[1], p[2] - x[2]};
+    if (dot3(e, e) >= lim2) return INFINITY;
+    double den = 2.0 * dot3(d, n);
+    return den > 0 ? dot3(d, d) / den : INFINITY;
+}
 
 /* the entries [lo, hi) of cell ``key`` among the sorted keys of one level, or lo == hi */
 static void cell_range(const int64_t *keys, const int64_t *start, Py_ssize_t c0, Py_ssize_t c1, int64_t key,
@@ -58,7 +69,7 @@ static inline double gap(double v, double a, double side) {
  * base : the level the balls' own samples belong to; h_base : its spacing; levels above base have spacing
  * h_base * 2**(l - base). */
 static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *obj[12];
+    PyObject *obj[NBUF];
     buf_t bufs[NBUF];
     memset(bufs, 0, sizeof(bufs));
     Py_ssize_t base, max_iter;
@@ -71,12 +82,8 @@ static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
     static const char *names[] = {"P", "N", "r0", "SP", "SN", "keys", "cstart", "lcells", "origin", "dims",
                                   "out_r", "out_contact"};
     static const char *codes[] = {"d", "d", "d", "d", "d", "lq", "lq", "lq", "d", "lq", "d", "lq"};
-    for (int i = 0; i < 12; i++) {
-        if (get_buf(obj[i], &bufs[i], codes[i], 8, i >= 10, "shrink", names[i]) < 0) {
-            release(bufs, NBUF);
-            return NULL;
-        }
-    }
+    static const Py_ssize_t sizes[] = {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+    if (get_bufs(obj, bufs, NBUF, codes, sizes, 10, "shrink", names) < 0) return NULL;
     const double *P = bufs[0].b.buf, *N = bufs[1].b.buf, *r0 = bufs[2].b.buf;
     const double *SP = bufs[3].b.buf, *SN = bufs[4].b.buf;
     const int64_t *keys = bufs[5].b.buf, *cstart = bufs[6].b.buf, *lcells = bufs[7].b.buf;
@@ -103,11 +110,7 @@ static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     for (Py_ssize_t c = 0; c < C && !bad; c++) if (cstart[c + 1] < cstart[c]) bad = "cstart decreases";
     for (Py_ssize_t i = 0; i < q && !bad; i++) if (!(r0[i] > 0)) bad = "a starting radius is not positive";
-    if (bad) {
-        release(bufs, NBUF);
-        PyErr_Format(PyExc_ValueError, "shrink: %s", bad);
-        return NULL;
-    }
+    if (bad) return refuse(bufs, NBUF, "shrink", bad);
     Py_BEGIN_ALLOW_THREADS
     const double keep = 1.0 - 1e-9;
     for (Py_ssize_t i = 0; i < q; i++) {
@@ -148,15 +151,8 @@ static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
                         Py_ssize_t s0, s1;
                         cell_range(keys, cstart, lcells[lv], lcells[lv + 1], (x * dm[1] + y) * dm[2] + z, &s0, &s1);
                         for (Py_ssize_t s = s0; s < s1; s++) {
-                            const double *x_s = SP + 3 * s, *n_s = SN + 3 * s;
-                            if (n_s[0] * n[0] + n_s[1] * n[1] + n_s[2] * n[2] > -facing_cos) continue;
-                            double e0 = c[0] - x_s[0], e1 = c[1] - x_s[1], e2 = c[2] - x_s[2];
-                            if (e0 * e0 + e1 * e1 + e2 * e2 >= lim2) continue;
-                            /* the ball tangent at p through x_s: |p - x|^2 / (2 n . (p - x)) */
-                            double d0 = p[0] - x_s[0], d1 = p[1] - x_s[1], d2 = p[2] - x_s[2];
-                            double den = 2.0 * (d0 * n[0] + d1 * n[1] + d2 * n[2]);
-                            if (!(den > 0)) continue;
-                            double rn = (d0 * d0 + d1 * d1 + d2 * d2) / den;
+                            if (dot3(SN + 3 * s, n) > -facing_cos) continue; /* not facing p */
+                            double rn = through(p, n, c, lim2, SP + 3 * s);
                             if (rn < best) {
                                 best = rn;
                                 best_s = s;
@@ -187,59 +183,44 @@ static PyObject *shrink(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* the point of triangle (a, b, c) closest to p, into out (by the region of the triangle p projects into) */
+/* out = a + s (b - a) */
+static inline void lerp3(const double *a, const double *b, double s, double *out) {
+    for (int k = 0; k < 3; k++) out[k] = a[k] + s * (b[k] - a[k]);
+}
+
+/* the point of triangle (a, b, c) closest to p, into out: by the Voronoi region of the triangle (a corner, an
+ * edge or the face) that p lies in, from the dot products of the edges from a with p's offsets from each
+ * corner */
 static void closest_on_triangle(const double *a, const double *b, const double *c, const double *p, double *out) {
-    double ab[3], ac[3], ap[3];
+    double ab[3], ac[3], pa[3], pb[3], pc[3];
     for (int k = 0; k < 3; k++) {
         ab[k] = b[k] - a[k];
         ac[k] = c[k] - a[k];
-        ap[k] = p[k] - a[k];
+        pa[k] = p[k] - a[k];
+        pb[k] = p[k] - b[k];
+        pc[k] = p[k] - c[k];
     }
-    double d1 = ab[0] * ap[0] + ab[1] * ap[1] + ab[2] * ap[2];
-    double d2 = ac[0] * ap[0] + ac[1] * ap[1] + ac[2] * ap[2];
-    if (d1 <= 0 && d2 <= 0) { /* vertex a */
-        memcpy(out, a, 3 * sizeof(double));
-        return;
+    double d1 = dot3(ab, pa), d2 = dot3(ac, pa), d3 = dot3(ab, pb), d4 = dot3(ac, pb), d5 = dot3(ab, pc),
+           d6 = dot3(ac, pc);
+    double va = d3 * d6 - d5 * d4, vb = d5 * d2 - d1 * d6, vc = d1 * d4 - d3 * d2;
+    const double *corner = NULL;
+    if (d1 <= 0 && d2 <= 0) corner = a;
+    else if (d3 >= 0 && d4 <= d3) corner = b;
+    else if (d6 >= 0 && d5 <= d6) corner = c;
+    if (corner) {
+        memcpy(out, corner, 3 * sizeof(double));
+    } else if (vc <= 0 && d1 >= 0 && d3 <= 0) {
+        lerp3(a, b, d1 / (d1 - d3), out); /* edge ab */
+    } else if (vb <= 0 && d2 >= 0 && d6 <= 0) {
+        lerp3(a, c, d2 / (d2 - d6), out); /* edge ac */
+    } else if (va <= 0 && d4 - d3 >= 0 && d5 - d6 >= 0) {
+        lerp3(b, c, (d4 - d3) / ((d4 - d3) + (d5 - d6)), out); /* edge bc */
+    } else if (!(va + vb + vc != 0)) {
+        memcpy(out, a, 3 * sizeof(double)); /* degenerate: its first corner (the facing test excludes them) */
+    } else { /* the face */
+        double v = vb / (va + vb + vc), w = vc / (va + vb + vc);
+        for (int k = 0; k < 3; k++) out[k] = a[k] + ab[k] * v + ac[k] * w;
     }
-    double bp[3] = {p[0] - b[0], p[1] - b[1], p[2] - b[2]};
-    double d3 = ab[0] * bp[0] + ab[1] * bp[1] + ab[2] * bp[2];
-    double d4 = ac[0] * bp[0] + ac[1] * bp[1] + ac[2] * bp[2];
-    if (d3 >= 0 && d4 <= d3) { /* vertex b */
-        memcpy(out, b, 3 * sizeof(double));
-        return;
-    }
-    double vc = d1 * d4 - d3 * d2;
-    if (vc <= 0 && d1 >= 0 && d3 <= 0) { /* edge ab */
-        double v = d1 / (d1 - d3);
-        for (int k = 0; k < 3; k++) out[k] = a[k] + v * ab[k];
-        return;
-    }
-    double cp[3] = {p[0] - c[0], p[1] - c[1], p[2] - c[2]};
-    double d5 = ab[0] * cp[0] + ab[1] * cp[1] + ab[2] * cp[2];
-    double d6 = ac[0] * cp[0] + ac[1] * cp[1] + ac[2] * cp[2];
-    if (d6 >= 0 && d5 <= d6) { /* vertex c */
-        memcpy(out, c, 3 * sizeof(double));
-        return;
-    }
-    double vb = d5 * d2 - d1 * d6;
-    if (vb <= 0 && d2 >= 0 && d6 <= 0) { /* edge ac */
-        double w = d2 / (d2 - d6);
-        for (int k = 0; k < 3; k++) out[k] = a[k] + w * ac[k];
-        return;
-    }
-    double va = d3 * d6 - d5 * d4;
-    if (va <= 0 && (d4 - d3) >= 0 && (d5 - d6) >= 0) { /* edge bc */
-        double w = (d4 - d3) / ((d4 - d3) + (d5 - d6));
-        for (int k = 0; k < 3; k++) out[k] = b[k] + w * (c[k] - b[k]);
-        return;
-    }
-    double den = va + vb + vc; /* inside the face */
-    if (!(den != 0)) { /* a degenerate triangle: its first corner (the caller's facing test excludes them) */
-        memcpy(out, a, 3 * sizeof(double));
-        return;
-    }
-    double v = vb / den, w = vc / den;
-    for (int k = 0; k < 3; k++) out[k] = a[k] + ab[k] * v + ac[k] * w;
 }
 
 #define NREF 8
@@ -263,12 +244,8 @@ static PyObject *refine(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     static const char *names[] = {"P", "N", "r", "start", "tri", "T", "out_r", "out_contact"};
     static const char *codes[] = {"d", "d", "d", "lq", "lq", "d", "d", "d"};
-    for (int i = 0; i < NREF; i++) {
-        if (get_buf(obj[i], &bufs[i], codes[i], 8, i >= 6, "refine", names[i]) < 0) {
-            release(bufs, NREF);
-            return NULL;
-        }
-    }
+    static const Py_ssize_t sizes[] = {8, 8, 8, 8, 8, 8, 8, 8};
+    if (get_bufs(obj, bufs, NREF, codes, sizes, 6, "refine", names) < 0) return NULL;
     const double *P = bufs[0].b.buf, *N = bufs[1].b.buf, *R = bufs[2].b.buf, *T = bufs[5].b.buf;
     const int64_t *start = bufs[3].b.buf, *tri = bufs[4].b.buf;
     double *out_r = bufs[6].b.buf, *out_c = bufs[7].b.buf;
@@ -282,11 +259,7 @@ static PyObject *refine(PyObject *Py_UNUSED(self), PyObject *args) {
     else if (max_iter < 0) bad = "max_iter is negative";
     for (Py_ssize_t i = 0; i < q && !bad; i++) if (start[i + 1] < start[i]) bad = "start decreases";
     for (Py_ssize_t j = 0; j < k && !bad; j++) if (tri[j] < 0 || tri[j] >= m) bad = "a triangle index is out of range";
-    if (bad) {
-        release(bufs, NREF);
-        PyErr_Format(PyExc_ValueError, "refine: %s", bad);
-        return NULL;
-    }
+    if (bad) return refuse(bufs, NREF, "refine", bad);
     Py_BEGIN_ALLOW_THREADS
     const double keep = 1.0 - 1e-9;
     for (Py_ssize_t i = 0; i < q; i++) {
@@ -298,12 +271,7 @@ static PyObject *refine(PyObject *Py_UNUSED(self), PyObject *args) {
             for (Py_ssize_t j = start[i]; j < start[i + 1]; j++) {
                 const double *t = T + 9 * tri[j];
                 closest_on_triangle(t, t + 3, t + 6, c, x);
-                double e0 = x[0] - c[0], e1 = x[1] - c[1], e2 = x[2] - c[2];
-                if (e0 * e0 + e1 * e1 + e2 * e2 >= lim2) continue;
-                double d0 = p[0] - x[0], d1 = p[1] - x[1], d2 = p[2] - x[2];
-                double den = 2.0 * (d0 * n[0] + d1 * n[1] + d2 * n[2]);
-                if (!(den > 0)) continue;
-                double rn = (d0 * d0 + d1 * d1 + d2 * d2) / den;
+                double rn = through(p, n, c, lim2, x);
                 if (rn < best) {
                     best = rn;
                     memcpy(bx, x, sizeof(bx));

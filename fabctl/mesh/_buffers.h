@@ -51,4 +51,23 @@ static inline void release(buf_t *bufs, int n) {
     }
 }
 
+/* get_buf for arrays 0..n-1 (writable from index first_writable on); on a failure all are released */
+static inline int get_bufs(PyObject **obj, buf_t *bufs, int n, const char **codes, const Py_ssize_t *sizes,
+                           int first_writable, const char *fn, const char **names) {
+    for (int i = 0; i < n; i++) {
+        if (get_buf(obj[i], &bufs[i], codes[i], sizes[i], i >= first_writable, fn, names[i]) < 0) {
+            release(bufs, n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* a refused call: release the arrays, raise ValueError("fn: why"), return NULL */
+static inline PyObject *refuse(buf_t *bufs, int n, const char *fn, const char *why) {
+    release(bufs, n);
+    PyErr_Format(PyExc_ValueError, "%s: %s", fn, why);
+    return NULL;
+}
+
 #endif

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define NBUF 15
+#define NBUF 14
 
 typedef struct {
     float x;      /* the box's lower x */
@@ -40,7 +40,7 @@ static int by_x(const void *a, const void *b) {
  * that might not fit in the buffers, so the pairs come in chunks of at most ``cap``: call again from
  * (next_cell, next_row) until next_cell is c. ``cap`` must hold the widest cell's entries. */
 static PyObject *cell_pairs(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *obj[NBUF - 1];
+    PyObject *obj[NBUF];
     buf_t bufs[NBUF];
     memset(bufs, 0, sizeof(bufs));
     Py_ssize_t c_from, row_from;
@@ -54,12 +54,7 @@ static PyObject *cell_pairs(PyObject *Py_UNUSED(self), PyObject *args) {
     static const Py_ssize_t sizes[] = {8, 8, 1, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8};
     /* int64, uint8, float32 */
     static const char *codes[] = {"lq", "lq", "B", "f", "f", "f", "f", "f", "f", "lq", "lq", "lq", "lq", "lq"};
-    for (int i = 0; i < 14; i++) {
-        if (get_buf(obj[i], &bufs[i], codes[i], sizes[i], i >= 12, "cell_pairs", names[i]) < 0) {
-            release(bufs, NBUF);
-            return NULL;
-        }
-    }
+    if (get_bufs(obj, bufs, NBUF, codes, sizes, 12, "cell_pairs", names) < 0) return NULL;
     const int64_t *ustart = bufs[0].b.buf;
     const int64_t *tri = bufs[1].b.buf;
     const uint8_t *first = bufs[2].b.buf;
@@ -82,11 +77,7 @@ static PyObject *cell_pairs(PyObject *Py_UNUSED(self), PyObject *args) {
     if (!bad && (c_from < 0 || c_from >= nu || row_from < 0 ||
                  (c_from + 1 < nu && row_from >= ustart[c_from + 1] - ustart[c_from] && row_from > 0)))
         bad = "the start cell or row is out of range";
-    if (bad) {
-        release(bufs, NBUF);
-        PyErr_Format(PyExc_ValueError, "cell_pairs: %s", bad);
-        return NULL;
-    }
+    if (bad) return refuse(bufs, NBUF, "cell_pairs", bad);
     Py_ssize_t widest = 0;
     for (Py_ssize_t c = 0; c + 1 < nu; c++) {
         if (ustart[c + 1] - ustart[c] > widest) widest = ustart[c + 1] - ustart[c];
@@ -209,12 +200,7 @@ static PyObject *plane_keep(PyObject *Py_UNUSED(self), PyObject *args) {
     static const char *names[] = {"i", "j", "unit", "off", "T", "keep"};
     static const char *codes[] = {"lq", "lq", "d", "d", "d", "B?"};
     static const Py_ssize_t sizes[] = {8, 8, 8, 8, 8, 1};
-    for (int n = 0; n < NPLANE; n++) {
-        if (get_buf(obj[n], &bufs[n], codes[n], sizes[n], n == 5, "plane_keep", names[n]) < 0) {
-            release(bufs, NPLANE);
-            return NULL;
-        }
-    }
+    if (get_bufs(obj, bufs, NPLANE, codes, sizes, 5, "plane_keep", names) < 0) return NULL;
     const int64_t *I = bufs[0].b.buf, *J = bufs[1].b.buf;
     const double *unit = bufs[2].b.buf, *off = bufs[3].b.buf, *T = bufs[4].b.buf;
     uint8_t *keep = bufs[5].b.buf;
@@ -225,11 +211,7 @@ static PyObject *plane_keep(PyObject *Py_UNUSED(self), PyObject *args) {
     else if (!(tol >= 0)) bad = "tol must be >= 0";
     for (Py_ssize_t p = 0; p < k && !bad; p++)
         if (I[p] < 0 || I[p] >= m || J[p] < 0 || J[p] >= m) bad = "a face index is out of range";
-    if (bad) {
-        release(bufs, NPLANE);
-        PyErr_Format(PyExc_ValueError, "plane_keep: %s", bad);
-        return NULL;
-    }
+    if (bad) return refuse(bufs, NPLANE, "plane_keep", bad);
     Py_ssize_t kept = 0;
     Py_BEGIN_ALLOW_THREADS
     double lo_lim = tol * (1.0 - 1e-6), hi_lim = tol * (1.0 + 1e-6);
