@@ -49,7 +49,7 @@ test: lint octoprint postgres tools
 	$(BIN)/fabctl profile check
 	$(BIN)/python -m pytest -q -m 'not postgres' --durations=15
 	# the mesh checks again on the numpy paths, which an install without a C compiler runs
-	FABCTL_MESH_KERNELS=0 $(BIN)/python -m pytest -q tests/unit/mesh
+	FABCTL_MESH_KERNELS=0 $(BIN)/python -m pytest -q -m 'not kernels' tests/unit/mesh
 	FABCTL_TEST_DB=postgres $(BIN)/python -m pytest -q -m 'db or postgres'
 
 test-postgres: $(STAMP) postgres

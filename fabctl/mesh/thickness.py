@@ -12,14 +12,17 @@ Algorithm ("shrinking ball", Ma et al. 2012, with the facing filter):
 
 1. Samples: deterministic, area-proportional points on the faces (about one per ``spacing``² of area, the
    face normal with each), so the cost follows the area, not the triangle count.
-2. Coarse pass on the samples (scipy ``cKDTree``, vectorised over all samples per iteration): start with the
-   ball of radius ``cap / 2``; while a facing sample q lies inside the ball, shrink it to the ball through p
-   and q, ``r = |p - q|² / (2 n . (p - q))``. Balls only shrink, so every sample converges; the k nearest
-   samples are examined first and k grows while the ball holds samples that have not been looked at.
+2. Sample pass (``sample_pass``), coarse to fine over sample sets of spacing h, 2h, 4h...: a ball that holds
+   no facing sample doubles (up to ``cap / 2``); while a facing sample q lies inside it, it shrinks to the
+   ball through p and q, ``r = |p - q|² / (2 n . (p - q))``. Balls only shrink once they hold one, so every
+   sample converges. The compiled loop (``_balls.shrink``, fabctl/mesh/_balls.c) looks at every sample of the
+   ball's level inside it, through cubes of samples; the numpy loop (``_balls_numpy``, scipy ``cKDTree``)
+   looks at the 8, then 32, nearest, and can stop at a ball that still holds a farther facing sample.
 3. Exact pass on the triangles for every sample whose coarse thickness is near the minimum or below
    ``refine_below``: the same iteration against the exact closest point of every facing triangle whose box
-   overlaps the ball (``TriangleGrid.query`` + ``trimesh.triangles.closest_point``). The sample pass can only
-   overestimate (fewer points, emptier ball), so this is what makes the reported minimum exact to the mesh.
+   overlaps the ball (``TriangleGrid.query`` on a grid of only the triangles near those samples' contacts,
+   then ``_balls.refine`` or ``trimesh.triangles.closest_point``). The sample pass can only overestimate
+   (fewer points, emptier ball), so this is what makes the reported minimum exact to the mesh.
 
 Thickness above ``cap`` is reported as ``cap``.
 """
@@ -230,15 +233,13 @@ class _Buckets:
     """Every sample level bucketed for the compiled loop (``_balls.shrink``): level l in cubes of side
     ``CUBE * h0 * 2**l`` from one origin. points, normals : (S, 3) all levels, level by level, each ordered by
     cube; keys : (C,) each level's occupied cube keys, sorted within the level; cstart : (C + 1,) sample range of
-    each cube; lcells : (L + 1,) cube range of each level; sstart : (L + 1,) sample range of each level;
-    origin : (3,); dims : (L, 3) cubes per axis."""
+    each cube; lcells : (L + 1,) cube range of each level; origin : (3,); dims : (L, 3) cubes per axis."""
 
     points: np.ndarray
     normals: np.ndarray
     keys: np.ndarray
     cstart: np.ndarray
     lcells: np.ndarray
-    sstart: np.ndarray
     origin: np.ndarray
     dims: np.ndarray
 
@@ -248,7 +249,7 @@ class _Buckets:
         allp = np.concatenate([x.points for x in sets])
         origin, top = allp.min(axis=0), allp.max(axis=0)
         pts, nrm, keys, cstart, dims = [], [], [], [], []
-        lcells, sstart = [0], [0]
+        lcells, taken = [0], 0
         for lv, S in enumerate(sets):
             side = CUBE * h0 * 2**lv
             dm = np.floor((top - origin) / side).astype(np.int64) + 1
@@ -260,13 +261,13 @@ class _Buckets:
             pts.append(S.points[order])
             nrm.append(S.normals[order])
             keys.append(key[start])
-            cstart.append(start + sstart[-1])
+            cstart.append(start + taken)
             dims.append(dm)
             lcells.append(lcells[-1] + len(start))
-            sstart.append(sstart[-1] + len(key))
+            taken += len(key)
         return cls(np.ascontiguousarray(np.concatenate(pts)), np.ascontiguousarray(np.concatenate(nrm)),
-                   np.concatenate(keys), np.append(np.concatenate(cstart), sstart[-1]).astype(np.int64),
-                   np.array(lcells, dtype=np.int64), np.array(sstart, dtype=np.int64), origin, np.array(dims))
+                   np.concatenate(keys), np.append(np.concatenate(cstart), taken).astype(np.int64),
+                   np.array(lcells, dtype=np.int64), origin, np.array(dims))
 
     def shrink(self, P: np.ndarray, N: np.ndarray, r: np.ndarray, base: int, h_base: float, cap_r: float,
                facing_cos: float) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from fabctl.mesh import topology as T
 from tests.unit.mesh.kernels import need
 
 FACING = TH.FACING_COS
+pytestmark = pytest.mark.kernels
 
 
 def _kernel() -> None:

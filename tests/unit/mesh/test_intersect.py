@@ -191,6 +191,7 @@ def test_one_thread_and_many_give_the_same_pairs(monkeypatch: pytest.MonkeyPatch
     assert len(one.pairs) > 20
 
 
+@pytest.mark.kernels
 def test_the_compiled_broad_phase_is_built() -> None:
     """make install builds fabctl/mesh/_cellpairs.c; an install without it runs 5x slower, so it must not go
     unnoticed (FABCTL_MESH_KERNELS=0 turns it off on purpose)."""
@@ -207,6 +208,7 @@ def _compiled_pairs(g: TriangleGrid, F: np.ndarray, size: int | None = None) -> 
     return [tuple(sorted(p)) for i, j in g.cell_pairs(F, size) for p in zip(i.tolist(), j.tolist(), strict=True)]
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("cell", [None, 0.15, 0.6, 3.0, 100.0])
 @pytest.mark.parametrize("size", [None, 1, 97])
 def test_compiled_pairs_equal_brute_force_box_overlaps(cell: float | None, size: int | None) -> None:
@@ -219,6 +221,7 @@ def test_compiled_pairs_equal_brute_force_box_overlaps(cell: float | None, size:
     assert len(want) > 200 and set(pairs) == want
 
 
+@pytest.mark.kernels
 def test_compiled_pairs_equal_the_numpy_sweep_on_the_example_guide() -> None:
     m = read_mesh(EXAMPLE, "mm")
     t = m.vertices[m.faces]
@@ -233,6 +236,7 @@ def test_compiled_pairs_equal_the_numpy_sweep_on_the_example_guide() -> None:
         assert len(numpy_pairs) > 1000
 
 
+@pytest.mark.kernels
 def test_self_intersections_are_the_same_without_the_compiled_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     import fabctl.mesh.intersect as I
 
@@ -248,6 +252,7 @@ def test_self_intersections_are_the_same_without_the_compiled_loop(monkeypatch: 
         assert len(fast.pairs) >= 20
 
 
+@pytest.mark.kernels
 def test_compiled_loop_refuses_mismatched_arrays() -> None:
     import fabctl.mesh.intersect as I
 
@@ -284,6 +289,7 @@ def test_compiled_loop_refuses_mismatched_arrays() -> None:
         call(out=[out[0], np.zeros(20 * len(tri), dtype=np.int64)[::2]])
 
 
+@pytest.mark.kernels
 def test_compiled_plane_filter_equals_the_numpy_one() -> None:
     """``plane_keep`` against ``_plane_reject`` over every box-overlapping pair of the soup and of the rear
     case, and over random pairs of the example guide (mostly far apart: dropped)."""
