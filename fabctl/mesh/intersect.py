@@ -748,6 +748,8 @@ def candidates(vertices: np.ndarray, faces: np.ndarray, normals_raw: np.ndarray 
         triangles = np.take(V, F, axis=0)
     if normals_raw is None:
         normals_raw = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    if grid is not None and grid.partial:  # it holds only some triangles: pairs of the others would be lost
+        raise ValueError("candidates: needs a grid of every triangle, not one built with near=")
     grid = grid or TriangleGrid.build(triangles)
     tol = contact_tolerance(V)
     planes = _Planes.of(triangles, normals_raw)

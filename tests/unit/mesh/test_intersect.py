@@ -315,3 +315,25 @@ def test_compiled_plane_filter_equals_the_numpy_one() -> None:
         got = set(zip(i[keep].tolist(), j[keep].tolist(), strict=True))
         assert n == keep.sum() == len(want) and got == want
         assert 0 < len(want) < len(i)
+
+
+def test_a_grid_of_some_triangles_answers_queries_and_refuses_pair_search() -> None:
+    """``TriangleGrid.build(near=...)`` registers only the triangles that can overlap the given boxes: its
+    queries of those boxes find exactly what the full grid finds, and the pair search refuses it."""
+    from fabctl.mesh.intersect import candidates
+
+    m = read_mesh(EXAMPLE, "mm")
+    t = m.vertices[m.faces]
+    rng = np.random.default_rng(4)
+    c = t[rng.integers(0, len(t), 300)].mean(axis=1)
+    qlo, qhi = c - 0.6, c + 0.6
+    full = TriangleGrid.build(t)
+    part = TriangleGrid.build(t, near=(qlo, qhi))
+    assert part.partial and not full.partial
+    assert len(np.unique(part.tri)) < 0.5 * len(t)
+    for a, b in ((qlo, qhi), (qlo[:17] + 0.3, qhi[:17] - 0.3)):
+        got = sorted(zip(*(x.tolist() for x in part.query(a, b)), strict=True))
+        want = sorted(zip(*(x.tolist() for x in full.query(a, b)), strict=True))
+        assert got == want and len(want) > 50
+    with pytest.raises(ValueError, match="every triangle"):
+        candidates(m.vertices, m.faces, grid=part)
