@@ -1,8 +1,10 @@
 """A minimal, fast PNG writer for 8-bit greyscale layer images, and a reader through Pillow.
 
-Layer images are mostly black. Each row is written with PNG filter 0 (none), deflated at level 1 with
-ISA-L (``isal``) when installed (several times faster than the standard library's zlib, sla-prep.md §3.6;
-both give the same pixels). ``FrameEncoder`` deflates only the band of rows that holds the layer's tile: the
+Layer images are mostly black. Each row is written with PNG filter 0 (none), deflated at level 1 with the
+standard library's zlib: ISA-L's deflate (``isal``) is several times faster but gave different bytes for the
+same layer in different runs (the same pixels), and a job file must be a function of its inputs (the same
+sha256 when built again). ISA-L still computes the CRC-32 and Adler-32 when installed. ``FrameEncoder``
+deflates only the band of rows that holds the layer's tile, so the deflate is a small part of the work: the
 black rows above and below are pre-deflated runs of ``2**j`` rows, joined as byte-aligned deflate blocks,
 and their Adler-32 is computed in closed form. Adaptive PNG filters cost more time than they save here.
 """
@@ -16,11 +18,13 @@ import zlib
 
 import numpy as np
 
-try:  # ISA-L deflate: same zlib stream format, ~7x faster at level 1
-    from isal import isal_zlib as _deflate_mod
+try:  # ISA-L's checksums: the same values as zlib's, faster
+    from isal import isal_zlib as _checksum_mod
 except ImportError:  # pragma: no cover - depends on the environment
-    _deflate_mod = zlib
-    logging.getLogger(__name__).info("isal not installed: PNG layers use the slower stdlib zlib")
+    _checksum_mod = zlib
+    logging.getLogger(__name__).info("isal not installed: PNG checksums use the stdlib zlib")
+# deflate: the stdlib's, whose output depends on nothing but the input and the level (module docs)
+_deflate_mod = zlib
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -58,7 +62,7 @@ def raw_deflate(data, level: int = 1, final: bool = False) -> bytes:
 
 def crc32(data) -> int:
     """CRC-32 of ``data`` (ISA-L's when installed)."""
-    return _deflate_mod.crc32(data) & 0xFFFFFFFF
+    return _checksum_mod.crc32(data) & 0xFFFFFFFF
 
 
 def _adler_zeros(value: int, n: int) -> int:
@@ -82,7 +86,8 @@ class FrameEncoder:
     def __init__(self, width: int, height: int, level: int = 1) -> None:
         self.width, self.height, self.level = width, height, level
         row = width + 1
-        self._zero_runs = [raw_deflate(bytes(row << j), level) for j in range(max(1, height.bit_length()))]
+        # once per frame size, so at zlib's best level: mostly black layers stay small files
+        self._zero_runs = [raw_deflate(bytes(row << j), 9) for j in range(max(1, height.bit_length()))]
 
     def _zeros(self, rows: int) -> list[bytes]:
         return [self._zero_runs[j] for j in range(rows.bit_length()) if rows >> j & 1]
@@ -96,7 +101,7 @@ class FrameEncoder:
         band[:, 1 + col0:1 + col0 + w] = tile
         below = self.height - row0 - h
         adler = _adler_zeros(1, row0 * row)
-        adler = _deflate_mod.adler32(band, adler) if h else adler
+        adler = _checksum_mod.adler32(band, adler) if h else adler
         adler = _adler_zeros(adler, below * row)
         parts = [b"\x78\x01", *self._zeros(row0)]
         if h:
