@@ -76,6 +76,19 @@ def job_commands(text: str) -> list[str]:
     return out
 
 
+def commands_before(data: bytes, filepos: int) -> int:
+    """How many commands (as ``job_commands`` counts them) lie wholly in a G-code file's first ``filepos``
+    bytes. OctoPrint's job progress is its file position: a count of bytes read, comments and all, not of
+    commands."""
+    count, pos = 0, 0
+    for line in data.split(b"\n"):
+        pos += len(line) + 1
+        if pos > filepos:
+            break
+        count += bool(line.split(b";", 1)[0].strip())
+    return count
+
+
 _RECEIVED = re.compile(r"<<< N(\d+) (.*)\*\d+$")
 
 
