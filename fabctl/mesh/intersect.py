@@ -36,8 +36,12 @@ try:  # the broad phase's inner loop, compiled at install when a C compiler is t
     from fabctl.mesh import _cellpairs
 except ImportError:  # pragma: no cover - depends on the install; the numpy sweep finds the same pairs
     _cellpairs = None
+try:  # the vertex fans' certificate, compiled likewise
+    from fabctl.mesh import _topology
+except ImportError:  # pragma: no cover - depends on the install; the numpy path gives the same certificate
+    _topology = None
 if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
-    _cellpairs = None
+    _cellpairs = _topology = None
 
 
 def compiled() -> bool:
@@ -523,13 +527,9 @@ def _test_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray, i: np.ndarray, j: n
     return hit, point
 
 
-def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray,
-               triangles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Face pairs sharing a vertex that need the narrow test: every pair of faces around a vertex whose fan is
-    not certified. A fan is certified when, projected on the plane across the vertex normal, every corner at
-    the vertex turns the same way and the corners add up to one full turn: the faces then cover disjoint
-    sectors, so no two of them can meet beyond the vertex."""
-    cv = F.reshape(-1)
+def _fans_certified_numpy(V: np.ndarray, F: np.ndarray, N: np.ndarray, cv: np.ndarray,
+                          triangles: np.ndarray | None) -> np.ndarray:
+    """(n,) bool: each vertex's fan is certified (``_fan_pairs``). cv : (3m,) the corners' vertices."""
     nv = np.empty((len(V), 3))
     for k in range(3):
         nv[:, k] = np.bincount(cv, weights=np.repeat(N[:, k], 3), minlength=len(V))
@@ -548,7 +548,23 @@ def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray,
     total = np.bincount(cv, weights=ang, minlength=len(V))
     bad_corner = np.bincount(cv[ang <= 1e-12], minlength=len(V)) > 0
     ok = (np.abs(total - 2 * np.pi) < 1e-6) & ~bad_corner & (ln > 0)
-    corners = np.flatnonzero(~ok[cv])
+    return ok
+
+
+def _fan_pairs(V: np.ndarray, F: np.ndarray, N: np.ndarray,
+               triangles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Face pairs sharing a vertex that need the narrow test: every pair of faces around a vertex whose fan is
+    not certified. A fan is certified when, projected on the plane across the vertex normal, every corner at
+    the vertex turns the same way and the corners add up to one full turn: the faces then cover disjoint
+    sectors, so no two of them can meet beyond the vertex."""
+    cv = F.reshape(-1)
+    if _topology is not None:  # the same certificate, compiled (fabctl/mesh/_topology.c)
+        ok = np.empty(len(V), dtype=bool)
+        _topology.fan_certified(np.ascontiguousarray(V, dtype=np.float64), np.ascontiguousarray(F, dtype=np.int64),
+                                np.ascontiguousarray(N, dtype=np.float64), ok)
+    else:
+        ok = _fans_certified_numpy(V, F, N, cv, triangles)
+    corners = np.flatnonzero(~np.take(ok, cv))
     if not len(corners):
         z = np.zeros(0, dtype=np.int64)
         return z, z
@@ -613,8 +629,11 @@ def contact_tolerance(V: np.ndarray) -> float:
     crossings (a float32 coordinate near 250 mm is only good to 0.03 um)."""
     if not len(V):
         return 0.0
-    size = float(np.linalg.norm(V.max(axis=0) - V.min(axis=0)))
-    big = float(np.abs(V).max())
+    # column by column: a reduction over the long axis of an (n, 3) array is several times slower
+    lo = np.array([V[:, k].min() for k in range(3)])
+    hi = np.array([V[:, k].max() for k in range(3)])
+    size = float(np.linalg.norm(hi - lo))
+    big = float(np.maximum(np.abs(lo), np.abs(hi)).max())
     return max(REL_TOL * (size or 1.0), 8.0 * float(np.spacing(np.float32(big))))
 
 

@@ -142,7 +142,7 @@ class Settings(Strict):
     thickness_sample_spacing_mm: float
     thickness_cap_mm: float
     thickness_samples: int
-    # which inner loops ran: "compiled" (fabctl/mesh/_balls.c and _cellpairs.c) or "numpy" (no C compiler at
+    # which inner loops ran: "compiled" (fabctl/mesh/_balls.c, _cellpairs.c, _topology.c) or "numpy" (no C compiler at
     # install, or FABCTL_MESH_KERNELS=0); the same checks and limits, and the same exact minimum wall, but the
     # numpy ball loop can leave a few thickness-map values high (it looks at the 32 nearest samples, not all)
     kernels: Literal["compiled", "numpy"] | None = None

@@ -19,12 +19,25 @@ Definitions (exact and index-based; vertices are expected merged by position, as
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
+
+try:  # the whole-mesh passes, compiled at install when a C compiler is there (pyproject.toml)
+    from fabctl.mesh import _topology
+except ImportError:  # pragma: no cover - depends on the install; the numpy paths below give the same results
+    _topology = None
+if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
+    _topology = None
+
+
+def compiled() -> bool:
+    """Whether the face geometry, the edge table and the components run the compiled passes (``_topology``)."""
+    return _topology is not None
 
 DEGENERATE_REL = 1e-9
 DEGENERATE_ABS_REL = 1e-14
@@ -62,17 +75,23 @@ class EdgeTable:
 
 
 def edge_table(faces: np.ndarray) -> EdgeTable:
-    """Group the half-edges of ``faces`` (m, 3) by undirected edge with one sort.
+    """Group the half-edges of ``faces`` (m, 3) by undirected edge: the half-edges in (edge key, index) order.
 
-    The edge key ``lo * n + hi`` and the half-edge index are packed into one int64 when they fit, so a plain
-    ``np.sort`` (no argsort, no second gather) gives both the sorted keys and the order.
+    Compiled: a counting sort on each edge's lower vertex (``_topology.half_edges``). Numpy: the edge key
+    ``lo * n + hi`` and the half-edge index are packed into one int64 when they fit, so a plain ``np.sort`` (no
+    argsort, no second gather) gives both the sorted keys and the order. The two give the same table.
     """
-    faces = np.asarray(faces, dtype=np.int64)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
     src = faces.reshape(-1)
     dst = faces[:, [1, 2, 0]].reshape(-1)
+    n = int(faces.max()) + 1 if len(src) else 1
+    if _topology is not None:
+        order, edge_of_half, first, counts = np.empty((4, len(src)), dtype=np.int64)
+        edges = np.empty((len(src), 2), dtype=np.int64)
+        e = _topology.half_edges(faces, n, order, edge_of_half, first, counts, edges)
+        return EdgeTable(src, dst, edge_of_half, edges[:e], counts[:e], first[:e], order)
     lo = np.minimum(src, dst)
     hi = np.maximum(src, dst)
-    n = int(hi.max()) + 1 if len(hi) else 1
     key = lo * n + hi
     hbits = max(int(len(key)).bit_length(), 1)
     if n * n < 2 ** (62 - hbits):
@@ -100,18 +119,35 @@ class Geometry:
     vertices : (n, 3) float64; faces : (m, 3) int64
     triangles : (m, 3, 3) corners; cross : (m, 3) (b - a) x (c - a) = 2 * area * unit normal
     area : (m,); cumulative_area : (m,) its running total; normal : (m, 3) unit normals (zero exactly where
-    the area is zero); centroid : (m, 3)
+    the area is zero); centroid : (m, 3); longest2 : (m,) longest squared edge. With ``_topology`` built, the
+    first of triangles, cross, area and longest2 asked for computes all four in one pass.
     """
 
     vertices: np.ndarray
     faces: np.ndarray
 
+    def _compiled(self) -> bool:
+        """With the compiled pass, fill triangles, cross, area and longest2 at once (one pass over the faces)."""
+        if _topology is None:
+            return False
+        m = len(self.faces)
+        out = {"triangles": np.empty((m, 3, 3)), "cross": np.empty((m, 3)), "area": np.empty(m),
+               "longest2": np.empty(m)}
+        _topology.face_geometry(np.ascontiguousarray(self.vertices, dtype=np.float64),
+                                np.ascontiguousarray(self.faces, dtype=np.int64), *out.values())
+        self.__dict__.update(out)  # the cached properties' slots
+        return True
+
     @cached_property
     def triangles(self) -> np.ndarray:
+        if self._compiled():
+            return self.__dict__["triangles"]
         return np.take(self.vertices, self.faces, axis=0)  # (3x faster than fancy indexing at this size)
 
     @cached_property
     def cross(self) -> np.ndarray:
+        if "triangles" not in self.__dict__ and self._compiled():
+            return self.__dict__["cross"]
         t = self.triangles
         u = t[:, 1] - t[:, 0]
         w = t[:, 2] - t[:, 0]
@@ -123,7 +159,26 @@ class Geometry:
 
     @cached_property
     def area(self) -> np.ndarray:
-        return 0.5 * np.sqrt(np.einsum("ij,ij->i", self.cross, self.cross))
+        cross = self.cross
+        if "area" in self.__dict__:  # the compiled pass made it with the cross products
+            return self.__dict__["area"]
+        return 0.5 * np.sqrt(np.einsum("ij,ij->i", cross, cross))
+
+    @cached_property
+    def longest2(self) -> np.ndarray:
+        """(m,) each face's longest squared edge length."""
+        t = self.triangles
+        if "longest2" in self.__dict__:  # the compiled pass made it with the triangles
+            return self.__dict__["longest2"]
+        longest2 = None
+        for a, b in ((1, 0), (2, 1), (0, 2)):
+            l2 = None
+            for ax in range(3):
+                d = t[:, a, ax] - t[:, b, ax]
+                d *= d
+                l2 = d if l2 is None else np.add(l2, d, out=l2)
+            longest2 = l2 if longest2 is None else np.maximum(longest2, l2, out=longest2)
+        return longest2
 
     @cached_property
     def cumulative_area(self) -> np.ndarray:
@@ -205,9 +260,14 @@ def _components(n: int, nbr: np.ndarray) -> tuple[int, np.ndarray]:
     The graphs here are symmetric (face neighbours across twin half-edges) or a permutation (the corner
     rotation, whose components are cycles), so strong components are the connected components; scipy finds
     them without building the transposed graph that weak components need. Float data and int32 indices are
-    what scipy works on, so nothing is converted.
+    what scipy works on, so nothing is converted. Compiled (``_topology.components``): union-find over the same
+    edges, labels in the order of each component's lowest node (scipy numbers them otherwise; no caller
+    depends on the numbering).
     """
     d = nbr.shape[1] if nbr.ndim == 2 else 1
+    if _topology is not None:
+        labels = np.empty(n, dtype=np.int64)
+        return _topology.components(np.ascontiguousarray(nbr, dtype=np.int64), d, labels), labels
     itype = np.int32 if n * d < 2**31 - 1 else np.int64
     g = csr_matrix((np.ones(n * d), nbr.reshape(-1).astype(itype), np.arange(0, n * d + 1, d, dtype=itype)),
                    shape=(n, n))
@@ -250,15 +310,7 @@ def degenerate_faces(geo: Geometry) -> np.ndarray:
     f = geo.faces
     if len(f) == 0:
         return np.zeros(0, dtype=np.int64)
-    t = geo.triangles
-    longest2 = None
-    for a, b in ((1, 0), (2, 1), (0, 2)):
-        l2 = None
-        for ax in range(3):
-            d = t[:, a, ax] - t[:, b, ax]
-            d *= d
-            l2 = d if l2 is None else np.add(l2, d, out=l2)
-        longest2 = l2 if longest2 is None else np.maximum(longest2, l2, out=longest2)
+    longest2 = geo.longest2
     area2 = 2.0 * geo.area
     repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])
     flat = area2 <= DEGENERATE_REL * longest2
@@ -351,8 +403,11 @@ def shell_summaries(geo: Geometry, labels: np.ndarray, k: int) -> list[dict]:
         centroid = np.stack([np.bincount(labels, weights=w * cent[:, i], minlength=k) for i in range(3)], axis=1)
     centroid = centroid / wsum[:, None]
     et = geo.edges
-    bad = np.flatnonzero(et.counts[et.edge_of_half] != 2) // 3
-    open_shell = np.bincount(labels[bad], minlength=k) > 0
+    if (et.counts == 2).all():  # closed: no face has an open or shared edge (a check over the edges only)
+        open_shell = np.zeros(k, dtype=bool)
+    else:
+        bad = np.flatnonzero(et.counts[et.edge_of_half] != 2) // 3
+        open_shell = np.bincount(labels[bad], minlength=k) > 0
     return [
         {"index": i, "triangles": int(tri[i]), "volume_mm3": float(vol[i]), "area_mm2": float(area[i]),
          "centroid_mm": [float(x) for x in centroid[i]], "closed": bool(not open_shell[i])}

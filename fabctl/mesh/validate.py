@@ -265,8 +265,9 @@ class Details:
 
 
 def kernels_built() -> bool:
-    """Whether validation runs the compiled inner loops (both are built, and FABCTL_MESH_KERNELS is not 0)."""
-    return pairs_compiled() and balls_compiled()
+    """Whether validation runs the compiled inner loops (all three modules are built, and
+    FABCTL_MESH_KERNELS is not 0)."""
+    return pairs_compiled() and balls_compiled() and topo.compiled()
 
 
 def validate(mesh: MeshInput, plan: Plan | None, resin: ResinProfile, printer: PrinterProfile,

@@ -158,6 +158,8 @@ def test_validate_gives_the_same_verdicts_with_and_without_the_kernels(variant: 
     fast, fast_d = validate_details(mesh, plan, resin, printer)
     monkeypatch.setattr(TH, "_balls", None)
     monkeypatch.setattr(intersect, "_cellpairs", None)
+    monkeypatch.setattr(intersect, "_topology", None)
+    monkeypatch.setattr(T, "_topology", None)
     slow, slow_d = validate_details(mesh, plan, resin, printer)
     assert fast.settings.kernels == "compiled" and slow.settings.kernels == "numpy"
     assert [(c.name, c.passed, c.value) for c in fast.checks] == [(c.name, c.passed, c.value) for c in slow.checks]

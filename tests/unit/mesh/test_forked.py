@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -192,3 +193,14 @@ def test_buffered_output_is_not_written_twice(tmp_path) -> None:
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}).stdout
     assert out == "before after True\n"
+
+
+def unpicklable(x: int) -> tuple[int, object]:
+    return os.getpid(), threading.Lock()
+
+
+def test_an_answer_that_cannot_be_pickled_is_computed_here() -> None:
+    with Forked(unpicklable, 1, first=(where_and_square, (3,))) as job:
+        assert job.first_result()[1] == 9
+        pid, _ = job.result()
+    assert pid == os.getpid() and not job.forked
