@@ -10,6 +10,9 @@
  * A second function, plane_keep(), is the first pair filter (fabctl.mesh.intersect._plane_reject) over the
  * pairs found: the triangles' corners against each other's planes.
  *
+ * Two more, grid_count() and grid_fill(), build the grid itself (fabctl.mesh.intersect.TriangleGrid.build):
+ * the entries a cell size gives, then every (cell, box) entry in cell order by a counting sort.
+ *
  * Building it is optional (pyproject.toml): without a C compiler fabctl installs and runs the numpy path.
  */
 #include "_buffers.h"
@@ -231,7 +234,149 @@ static PyObject *plane_keep(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyLong_FromSsize_t(kept);
 }
 
+/* the boxes' first and last cells along one axis, as numpy's floor((x - origin) / g) cast to int64 */
+static inline int64_t cell_of(double x, double origin, double g) { return (int64_t)floor((x - origin) / g); }
+
+#define NGRID 6
+
+/* the box columns of grid_count and grid_fill: lo0, lo1, lo2, hi0, hi1, hi2, all (s,) float64 */
+static int get_boxes(PyObject **obj, buf_t *bufs, const char *fn, Py_ssize_t *s) {
+    static const char *names[] = {"lo0", "lo1", "lo2", "hi0", "hi1", "hi2"};
+    static const char *codes[] = {"d", "d", "d", "d", "d", "d"};
+    static const Py_ssize_t sizes[] = {8, 8, 8, 8, 8, 8};
+    if (get_bufs(obj, bufs, NGRID, codes, sizes, NGRID, fn, names) < 0) return -1;
+    *s = items(&bufs[0]);
+    for (int i = 1; i < NGRID; i++)
+        if (items(&bufs[i]) != *s) {
+            refuse(bufs, NGRID, fn, "the box columns differ in length");
+            return -1;
+        }
+    return 0;
+}
+
+/* grid_count(lo0, lo1, lo2, hi0, hi1, hi2, o0, o1, o2, g) -> entries
+ *
+ * How many (cell, box) entries a grid of cubic cells of size g from origin (o0, o1, o2) holds for the boxes:
+ * the sum over the boxes of the cells each spans (fabctl.mesh.intersect.TriangleGrid.build's cell choice). */
+static PyObject *grid_count(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[NGRID];
+    buf_t bufs[NGRID];
+    memset(bufs, 0, sizeof(bufs));
+    double o[3], g;
+    if (!PyArg_ParseTuple(args, "OOOOOOdddd", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &o[0], &o[1],
+                          &o[2], &g))
+        return NULL;
+    Py_ssize_t s;
+    if (get_boxes(obj, bufs, "grid_count", &s) < 0) return NULL;
+    if (!(g > 0)) return refuse(bufs, NGRID, "grid_count", "the cell size must be > 0");
+    const double *lo[3] = {bufs[0].b.buf, bufs[1].b.buf, bufs[2].b.buf};
+    const double *hi[3] = {bufs[3].b.buf, bufs[4].b.buf, bufs[5].b.buf};
+    double total = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < s; i++) {
+        double n = 1.0;
+        for (int k = 0; k < 3; k++) n *= (double)(cell_of(hi[k][i], o[k], g) - cell_of(lo[k][i], o[k], g) + 1);
+        total += n;
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, NGRID);
+    return PyFloat_FromDouble(total);
+}
+
+/* grid_fill(lo0, lo1, lo2, hi0, hi1, hi2, ids, o0, o1, o2, g, d0, d1, d2, keys, tri, first, counts) -> k
+ *
+ * Every (cell, box) entry of the grid, by cell key (x slowest) and then box: keys, tri (k,) int64 and first
+ * (k,) uint8 (bit ax set when the cell is the box's first along axis ax), as TriangleGrid.build's sort of
+ * _expand's entries gives them. ids : (s,) int64 the triangle of each box, or empty for 0..s-1; dims (d0, d1,
+ * d2) cells per axis, every box inside them; counts : (d0 d1 d2,) int64 scratch, zeroed here. A counting sort
+ * over the cells: call it when the cells are not many more than the entries. Returns the number of entries,
+ * which must be len(keys). */
+static PyObject *grid_fill(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[NGRID + 5];
+    buf_t bufs[NGRID + 5];
+    memset(bufs, 0, sizeof(bufs));
+    double o[3], g;
+    int64_t dims[3];
+    if (!PyArg_ParseTuple(args, "OOOOOOOddddLLLOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5],
+                          &obj[6], &o[0], &o[1], &o[2], &g, &dims[0], &dims[1], &dims[2], &obj[7], &obj[8],
+                          &obj[9], &obj[10]))
+        return NULL;
+    Py_ssize_t s;
+    if (get_boxes(obj, bufs, "grid_fill", &s) < 0) return NULL;
+    static const char *names[] = {"ids", "keys", "tri", "first", "counts"};
+    static const char *codes[] = {"lq", "lq", "lq", "B", "lq"};
+    static const Py_ssize_t sizes[] = {8, 8, 8, 1, 8};
+    if (get_bufs(obj + NGRID, bufs + NGRID, 5, codes, sizes, 1, "grid_fill", names) < 0) {
+        release(bufs, NGRID);
+        return NULL;
+    }
+    const int NB = NGRID + 5;
+    const double *lo[3] = {bufs[0].b.buf, bufs[1].b.buf, bufs[2].b.buf};
+    const double *hi[3] = {bufs[3].b.buf, bufs[4].b.buf, bufs[5].b.buf};
+    const int64_t *ids = bufs[6].b.buf;
+    int64_t *keys = bufs[7].b.buf, *tri = bufs[8].b.buf, *pos = bufs[10].b.buf;
+    uint8_t *first = bufs[9].b.buf;
+    Py_ssize_t k = items(&bufs[7]), has_ids = items(&bufs[6]) > 0;
+    if (has_ids && items(&bufs[6]) != s) return refuse(bufs, NB, "grid_fill", "ids and the boxes differ in length");
+    if (items(&bufs[8]) != k || items(&bufs[9]) != k) return refuse(bufs, NB, "grid_fill", "keys, tri and first differ in length");
+    if (!(g > 0) || dims[0] < 1 || dims[1] < 1 || dims[2] < 1)
+        return refuse(bufs, NB, "grid_fill", "the cell size and the dimensions must be > 0");
+    if (items(&bufs[10]) != dims[0] * dims[1] * dims[2])
+        return refuse(bufs, NB, "grid_fill", "counts must hold one item per cell");
+    Py_ssize_t ncell = items(&bufs[10]), total = 0;
+    const char *bad = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    memset(pos, 0, (size_t)ncell * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < s && !bad; i++) { /* count, checking every cell is inside the grid */
+        int64_t c0[3], c1[3];
+        for (int a = 0; a < 3; a++) {
+            c0[a] = cell_of(lo[a][i], o[a], g);
+            c1[a] = cell_of(hi[a][i], o[a], g);
+            if (c0[a] < 0 || c1[a] < c0[a] || c1[a] >= dims[a]) bad = "a box lies outside the grid";
+        }
+        if (bad) break;
+        for (int64_t x = c0[0]; x <= c1[0]; x++)
+            for (int64_t y = c0[1]; y <= c1[1]; y++)
+                for (int64_t z = c0[2]; z <= c1[2]; z++) pos[(x * dims[1] + y) * dims[2] + z]++;
+        total += (c1[0] - c0[0] + 1) * (c1[1] - c0[1] + 1) * (c1[2] - c0[2] + 1);
+    }
+    if (!bad && total != k) bad = "keys must hold exactly one item per entry";
+    if (!bad) {
+        int64_t run = 0;
+        for (Py_ssize_t c = 0; c < ncell; c++) {
+            int64_t n = pos[c];
+            pos[c] = run;
+            run += n;
+        }
+        for (Py_ssize_t i = 0; i < s; i++) {
+            int64_t c0[3], c1[3], t = has_ids ? ids[i] : (int64_t)i;
+            for (int a = 0; a < 3; a++) {
+                c0[a] = cell_of(lo[a][i], o[a], g);
+                c1[a] = cell_of(hi[a][i], o[a], g);
+            }
+            for (int64_t x = c0[0]; x <= c1[0]; x++)
+                for (int64_t y = c0[1]; y <= c1[1]; y++)
+                    for (int64_t z = c0[2]; z <= c1[2]; z++) {
+                        int64_t key = (x * dims[1] + y) * dims[2] + z, e = pos[key]++;
+                        keys[e] = key;
+                        tri[e] = t;
+                        first[e] = (uint8_t)((x == c0[0]) | ((y == c0[1]) << 1) | ((z == c0[2]) << 2));
+                    }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) return refuse(bufs, NB, "grid_fill", bad);
+    release(bufs, NB);
+    return PyLong_FromSsize_t(total);
+}
+
 static PyMethodDef methods[] = {
+    {"grid_count", grid_count, METH_VARARGS,
+     "grid_count(lo0, lo1, lo2, hi0, hi1, hi2, o0, o1, o2, g) -> entries\n\n"
+     "How many (cell, box) entries a grid of cell size g holds for the boxes."},
+    {"grid_fill", grid_fill, METH_VARARGS,
+     "grid_fill(lo0, lo1, lo2, hi0, hi1, hi2, ids, o0, o1, o2, g, d0, d1, d2, keys, tri, first, counts) -> k\n\n"
+     "Every (cell, box) entry, by cell and then box, by a counting sort over the cells."},
     {"plane_keep", plane_keep, METH_VARARGS,
      "plane_keep(i, j, unit, off, T, keep, tol) -> kept\n\n"
      "The pairs _plane_reject keeps (keep[p] = 1), over face pairs sharing no vertex."},

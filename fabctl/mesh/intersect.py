@@ -178,23 +178,38 @@ class TriangleGrid:
             return ([np.floor((sloc[k] - origin[k]) / g).astype(np.int64) for k in range(3)],
                     [np.floor((shic[k] - origin[k]) / g).astype(np.int64) for k in range(3)])
 
+        def count(g: float) -> tuple[float, tuple | None]:
+            """The entries cell size g gives, and the numpy path's first and last cells of every box."""
+            if _cellpairs is not None:
+                return _cellpairs.grid_count(*sloc, *shic, *origin, g), None
+            i0, i1 = cells(g)
+            span = [i1[k] - i0[k] + 1 for k in range(3)]
+            return float((span[0] * span[1] * span[2]).sum()), (i0, i1)
+
         n_reg = len(sloc[0])
         if cell is None:
             ext = np.maximum(np.maximum(shic[0] - sloc[0], shic[1] - sloc[1]), shic[2] - sloc[2]) if n_reg \
                 else np.ones(1)
             cell = max(4.0 * float(np.median(ext)), size * 1e-6)
             while True:
-                i0, i1 = cells(cell)
-                span = [i1[k] - i0[k] + 1 for k in range(3)]
-                entries = float((span[0] * span[1] * span[2]).sum())
+                entries, spans = count(cell)
                 if entries <= 3.0 * max(n_reg, 1) or cell >= size:
                     break
                 cell *= 1.5
         else:
             cell = max(float(cell), size * 1e-6)  # more cells than that would overflow the int64 keys
-            i0, i1 = cells(cell)
+            entries, spans = count(cell)
         dims = np.floor((top - origin) / cell).astype(np.int64) + 1
-        owner, keys, first = _expand(i0, i1, dims)
+        if _cellpairs is not None and int(dims.prod()) <= max(4 * entries, 2**20):
+            # compiled: every entry placed by a counting sort over the cells, in the order the sort below gives
+            keys = np.empty(int(entries), dtype=np.int64)
+            tri = np.empty(int(entries), dtype=np.int64)
+            first = np.empty(int(entries), dtype=np.uint8)
+            _cellpairs.grid_fill(*sloc, *shic, ids if ids is not None else np.zeros(0, dtype=np.int64), *origin,
+                                 cell, *(int(d) for d in dims), keys, tri, first,
+                                 np.empty(int(dims.prod()), dtype=np.int64))
+            return cls._of_entries(lo, hi, origin, float(cell), dims, keys, tri, first, ids is not None, loc, hic)
+        owner, keys, first = _expand(*(spans or cells(cell)), dims)
         if ids is not None:
             owner = np.take(ids, owner)
         bits = max(int(len(lo)).bit_length(), 1)
@@ -207,11 +222,18 @@ class TriangleGrid:
         else:
             order = np.argsort(keys, kind="stable")
             keys, tri, first = np.take(keys, order), np.take(owner, order), np.take(first, order)
+        return cls._of_entries(lo, hi, origin, float(cell), dims, keys, tri, first, ids is not None, loc, hic)
+
+    @classmethod
+    def _of_entries(cls, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, cell: float, dims: np.ndarray,
+                    keys: np.ndarray, tri: np.ndarray, first: np.ndarray, partial: bool, loc: list,
+                    hic: list) -> TriangleGrid:
+        """The grid of entries sorted by cell (keys, tri, first : (k,)), with its occupied cells' ranges."""
         start = np.ones(len(keys), dtype=bool)
-        start[1:] = keys[1:] != keys[:-1]
+        np.not_equal(keys[1:], keys[:-1], out=start[1:])
         start_at = np.flatnonzero(start)
-        grid = cls(lo, hi, origin, float(cell), dims, keys, tri, keys[start_at], np.append(start_at, len(keys)),
-                   first, ids is not None)
+        grid = cls(lo, hi, origin, cell, dims, keys, tri, keys[start_at], np.append(start_at, len(keys)), first,
+                   partial)
         grid.__dict__["columns"] = (loc, hic)  # the cached_property, already at hand
         return grid
 

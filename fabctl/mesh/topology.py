@@ -77,7 +77,8 @@ class EdgeTable:
 def edge_table(faces: np.ndarray) -> EdgeTable:
     """Group the half-edges of ``faces`` (m, 3) by undirected edge: the half-edges in (edge key, index) order.
 
-    Compiled: a counting sort on each edge's lower vertex (``_topology.half_edges``). Numpy: the edge key
+    Compiled: a counting sort on each edge's lower vertex (``_topology.half_edges``), when the vertex indices
+    are not far more than the half-edges (a bucket per index below the largest). Numpy: the edge key
     ``lo * n + hi`` and the half-edge index are packed into one int64 when they fit, so a plain ``np.sort`` (no
     argsort, no second gather) gives both the sorted keys and the order. The two give the same table.
     """
@@ -85,7 +86,7 @@ def edge_table(faces: np.ndarray) -> EdgeTable:
     src = faces.reshape(-1)
     dst = faces[:, [1, 2, 0]].reshape(-1)
     n = int(faces.max()) + 1 if len(src) else 1
-    if _topology is not None:
+    if _topology is not None and n <= 4 * len(src) + 1024:  # (it counts over every vertex index below n)
         order, edge_of_half, first, counts = np.empty((4, len(src)), dtype=np.int64)
         edges = np.empty((len(src), 2), dtype=np.int64)
         e = _topology.half_edges(faces, n, order, edge_of_half, first, counts, edges)

@@ -289,6 +289,75 @@ def test_compiled_loop_refuses_mismatched_arrays() -> None:
         call(out=[out[0], np.zeros(20 * len(tri), dtype=np.int64)[::2]])
 
 
+def _grid_fields(g: TriangleGrid) -> dict:
+    return {k: getattr(g, k) for k in ("cell", "dims", "keys", "tri", "first", "ukeys", "ustart", "lo", "hi",
+                                       "partial")}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("cell", [None, 0.05, 0.6, 100.0])
+@pytest.mark.parametrize("where", ["soup", "guide", "guide near two spots"])
+def test_compiled_grid_is_the_numpy_grid(cell: float | None, where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TriangleGrid.build`` with the compiled count and counting sort (``grid_count``, ``grid_fill``) and
+    with numpy's expansion and sort: the same cell size and the same entries in the same order. The smallest
+    cells give far more cells than entries, so the compiled build keeps numpy's sort: the same grid either way."""
+    import fabctl.mesh.intersect as I
+
+    need(I._cellpairs, "_cellpairs")
+    if where == "soup":
+        V, F = _soup()
+    else:
+        m = read_mesh(EXAMPLE, "mm")
+        V, F = m.vertices, m.faces
+        cell = 0.35 if cell == 0.05 else cell  # (0.05 mm cells over the whole guide: 600M entries)
+    near = None
+    if where == "guide near two spots":
+        c = V[[10, 2000]]
+        near = (c - 3.0, c + 3.0)
+    fast = TriangleGrid.build(V[F], cell=cell, near=near)
+    monkeypatch.setattr(I, "_cellpairs", None)
+    slow = TriangleGrid.build(V[F], cell=cell, near=near)
+    for k, a in _grid_fields(fast).items():
+        b = _grid_fields(slow)[k]
+        assert np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype, k
+    assert len(fast.keys) >= len(np.unique(fast.tri)) > (10 if near else len(F) - 1)
+    if near is not None:
+        assert fast.partial and len(np.unique(fast.tri)) < len(F) // 4
+
+
+@pytest.mark.kernels
+def test_compiled_grid_fill_refuses_bad_arrays() -> None:
+    import fabctl.mesh.intersect as I
+
+    need(I._cellpairs, "_cellpairs")
+    cols = [np.array([0.0, 1.0]), np.array([0.0, 0.0]), np.array([0.0, 0.0]), np.array([0.5, 2.5]),
+            np.array([0.0, 0.0]), np.array([0.0, 0.0])]
+    assert I._cellpairs.grid_count(*cols, 0.0, 0.0, 0.0, 1.0) == 3.0  # box 0 in cell 0, box 1 in cells 1 and 2
+    none = np.zeros(0, dtype=np.int64)
+
+    def fill(n: int = 3, dims: tuple = (3, 1, 1), ids=none, counts: int = 3):
+        out = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint8)
+        k = I._cellpairs.grid_fill(*cols, ids, 0.0, 0.0, 0.0, 1.0, *dims, *out, np.empty(counts, dtype=np.int64))
+        return k, out
+
+    k, (keys, tri, first) = fill()
+    assert k == 3 and keys.tolist() == [0, 1, 2] and tri.tolist() == [0, 1, 1]
+    assert first.tolist() == [7, 7, 6]  # box 1's second cell is not its first along x
+    assert fill(ids=np.array([5, 9]))[1][1].tolist() == [5, 9, 9]
+    with pytest.raises(ValueError, match="outside the grid"):
+        fill(dims=(2, 1, 1), counts=2)
+    with pytest.raises(ValueError, match="one item per entry"):
+        fill(n=4)
+    with pytest.raises(ValueError, match="one item per cell"):
+        fill(counts=4)
+    with pytest.raises(ValueError, match="ids"):
+        fill(ids=np.array([1]))
+    with pytest.raises(ValueError, match="cell size"):
+        I._cellpairs.grid_count(*cols, 0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(TypeError, match="lo1"):
+        I._cellpairs.grid_count(cols[0], cols[1].astype(np.float32), *cols[2:], 0.0, 0.0, 0.0, 1.0)
+
+
 @pytest.mark.kernels
 def test_compiled_plane_filter_equals_the_numpy_one() -> None:
     """``plane_keep`` against ``_plane_reject`` over every box-overlapping pair of the soup and of the rear
