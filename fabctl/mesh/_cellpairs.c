@@ -10,8 +10,9 @@
  * A second function, plane_keep(), is the first pair filter (fabctl.mesh.intersect._plane_reject) over the
  * pairs found: the triangles' corners against each other's planes.
  *
- * Two more, grid_count() and grid_fill(), build the grid itself (fabctl.mesh.intersect.TriangleGrid.build):
- * the entries a cell size gives, then every (cell, box) entry in cell order by a counting sort.
+ * Four more build the grid itself (fabctl.mesh.intersect.TriangleGrid.build): boxes() the triangles' boxes,
+ * near_hits() which of them share a cell with the boxes a grid will be asked about, grid_count() the entries a
+ * cell size gives, then grid_fill() every (cell, box) entry in cell order by a counting sort.
  *
  * Building it is optional (pyproject.toml): without a C compiler fabctl installs and runs the numpy path.
  */
@@ -370,7 +371,102 @@ static PyObject *grid_fill(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyLong_FromSsize_t(total);
 }
 
+/* boxes(T, lo, hi, lo0, lo1, lo2, hi0, hi1, hi2) -> None
+ *
+ * T : (m, 3, 3) float64 triangles; written: lo, hi (m, 3) float64 each triangle's bounding box, and the same
+ * as per-axis (m,) columns lo0..hi2 (TriangleGrid.build's boxes, in one pass). */
+static PyObject *boxes(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[9];
+    buf_t bufs[9];
+    memset(bufs, 0, sizeof(bufs));
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8]))
+        return NULL;
+    static const char *names[] = {"T", "lo", "hi", "lo0", "lo1", "lo2", "hi0", "hi1", "hi2"};
+    static const char *codes[] = {"d", "d", "d", "d", "d", "d", "d", "d", "d"};
+    static const Py_ssize_t sizes[] = {8, 8, 8, 8, 8, 8, 8, 8, 8};
+    if (get_bufs(obj, bufs, 9, codes, sizes, 1, "boxes", names) < 0) return NULL;
+    Py_ssize_t m = items(&bufs[0]) / 9;
+    int ok = items(&bufs[0]) == 9 * m && items(&bufs[1]) == 3 * m && items(&bufs[2]) == 3 * m;
+    for (int i = 3; i < 9; i++) ok &= items(&bufs[i]) == m;
+    if (!ok) return refuse(bufs, 9, "boxes", "T must be (m, 3, 3), lo and hi (m, 3), the columns (m,)");
+    const double *T = bufs[0].b.buf;
+    double *lo = bufs[1].b.buf, *hi = bufs[2].b.buf;
+    double *lc[3] = {bufs[3].b.buf, bufs[4].b.buf, bufs[5].b.buf}, *hc[3] = {bufs[6].b.buf, bufs[7].b.buf, bufs[8].b.buf};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const double *t = T + 9 * i;
+        for (int a = 0; a < 3; a++) { /* numpy's minimum(minimum(t0, t1), t2): the same values */
+            double l = t[a] < t[3 + a] ? t[a] : t[3 + a], h = t[a] > t[3 + a] ? t[a] : t[3 + a];
+            l = l < t[6 + a] ? l : t[6 + a];
+            h = h > t[6 + a] ? h : t[6 + a];
+            lo[3 * i + a] = lc[a][i] = l;
+            hi[3 * i + a] = hc[a][i] = h;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, 9);
+    Py_RETURN_NONE;
+}
+
+/* near_hits(lo0, lo1, lo2, hi0, hi1, hi2, o0, o1, o2, g, d0, d1, d2, occupied, hit) -> count
+ *
+ * For the boxes (TriangleGrid.build(near=...)'s _near): hit[i] = 1 when box i, its cells clipped to the
+ * grid (d0, d1, d2) of cell size g from (o0, o1, o2), shares a cell with occupied (d0 d1 d2,) uint8. */
+static PyObject *near_hits(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[NGRID + 2];
+    buf_t bufs[NGRID + 2];
+    memset(bufs, 0, sizeof(bufs));
+    double o[3], g;
+    int64_t dims[3];
+    if (!PyArg_ParseTuple(args, "OOOOOOddddLLLOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &o[0],
+                          &o[1], &o[2], &g, &dims[0], &dims[1], &dims[2], &obj[6], &obj[7]))
+        return NULL;
+    Py_ssize_t s;
+    if (get_boxes(obj, bufs, "near_hits", &s) < 0) return NULL;
+    static const char *names[] = {"occupied", "hit"};
+    static const char *codes[] = {"B?", "B?"};
+    static const Py_ssize_t sizes[] = {1, 1};
+    if (get_bufs(obj + NGRID, bufs + NGRID, 2, codes, sizes, 1, "near_hits", names) < 0) {
+        release(bufs, NGRID);
+        return NULL;
+    }
+    const int NB = NGRID + 2;
+    if (!(g > 0) || dims[0] < 1 || dims[1] < 1 || dims[2] < 1)
+        return refuse(bufs, NB, "near_hits", "the cell size and the dimensions must be > 0");
+    if (items(&bufs[6]) != dims[0] * dims[1] * dims[2]) return refuse(bufs, NB, "near_hits", "occupied must hold one item per cell");
+    if (items(&bufs[7]) != s) return refuse(bufs, NB, "near_hits", "hit and the boxes differ in length");
+    const double *lo[3] = {bufs[0].b.buf, bufs[1].b.buf, bufs[2].b.buf};
+    const double *hi[3] = {bufs[3].b.buf, bufs[4].b.buf, bufs[5].b.buf};
+    const uint8_t *occ = bufs[6].b.buf;
+    uint8_t *hit = bufs[7].b.buf;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < s; i++) {
+        int64_t c0[3], c1[3];
+        for (int a = 0; a < 3; a++) { /* numpy's clip(floor((x - o) / g), 0, d - 1) */
+            int64_t u = cell_of(lo[a][i], o[a], g), v = cell_of(hi[a][i], o[a], g);
+            c0[a] = u < 0 ? 0 : (u > dims[a] - 1 ? dims[a] - 1 : u);
+            c1[a] = v < 0 ? 0 : (v > dims[a] - 1 ? dims[a] - 1 : v);
+        }
+        uint8_t h = 0;
+        for (int64_t x = c0[0]; x <= c1[0] && !h; x++)
+            for (int64_t y = c0[1]; y <= c1[1] && !h; y++)
+                for (int64_t z = c0[2]; z <= c1[2] && !h; z++) h = occ[(x * dims[1] + y) * dims[2] + z] != 0;
+        hit[i] = h;
+        count += h;
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, NB);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
+    {"boxes", boxes, METH_VARARGS,
+     "boxes(T, lo, hi, lo0, lo1, lo2, hi0, hi1, hi2) -> None\n\nThe triangles' boxes, as rows and as columns."},
+    {"near_hits", near_hits, METH_VARARGS,
+     "near_hits(lo0, lo1, lo2, hi0, hi1, hi2, o0, o1, o2, g, d0, d1, d2, occupied, hit) -> count\n\n"
+     "Which boxes share a cell with the occupied ones."},
     {"grid_count", grid_count, METH_VARARGS,
      "grid_count(lo0, lo1, lo2, hi0, hi1, hi2, o0, o1, o2, g) -> entries\n\n"
      "How many (cell, box) entries a grid of cell size g holds for the boxes."},

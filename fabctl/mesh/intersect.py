@@ -101,6 +101,10 @@ def _near(loc: list[np.ndarray], hic: list[np.ndarray], origin: np.ndarray, top:
     q0 = np.clip(np.floor((qlo - origin) / g).astype(np.int64), 0, dims - 1)
     q1 = np.clip(np.floor((qhi - origin) / g).astype(np.int64), 0, dims - 1)
     occupied[_expand([q0[:, k] for k in range(3)], [q1[:, k] for k in range(3)], dims)[1]] = True
+    if _cellpairs is not None:  # compiled: each box's cells looked up until one is occupied
+        hit = np.empty(len(loc[0]), dtype=bool)
+        _cellpairs.near_hits(*loc, *hic, *origin, g, *(int(d) for d in dims), occupied, hit)
+        return np.flatnonzero(hit)
     t0 = [np.clip(np.floor((loc[k] - origin[k]) / g).astype(np.int64), 0, dims[k] - 1) for k in range(3)]
     t1 = [np.clip(np.floor((hic[k] - origin[k]) / g).astype(np.int64), 0, dims[k] - 1) for k in range(3)]
     # most boxes lie in one cell: look that up; only the others are expanded into all their cells
@@ -161,12 +165,18 @@ class TriangleGrid:
         near : (q, 3) lower and upper corners of the only boxes the grid will be asked about: then just the
         triangles that can overlap one of them are registered (``_near``; indices stay the mesh's), which is
         far cheaper when the queries cover a small part of the mesh."""
-        t0, t1, t2 = triangles[:, 0], triangles[:, 1], triangles[:, 2]
-        lo = np.minimum(np.minimum(t0, t1), t2)
-        hi = np.maximum(np.maximum(t0, t1), t2)
-        # per-axis contiguous columns: reductions and arithmetic over (m,) columns, not along (m, 3) rows
-        loc = [np.ascontiguousarray(lo[:, k]) for k in range(3)]
-        hic = [np.ascontiguousarray(hi[:, k]) for k in range(3)]
+        if _cellpairs is not None:  # the boxes as rows and columns in one pass
+            m = len(triangles)
+            lo, hi = np.empty((m, 3)), np.empty((m, 3))
+            loc, hic = [np.empty(m) for _ in range(3)], [np.empty(m) for _ in range(3)]
+            _cellpairs.boxes(np.ascontiguousarray(triangles, dtype=np.float64), lo, hi, *loc, *hic)
+        else:
+            t0, t1, t2 = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+            lo = np.minimum(np.minimum(t0, t1), t2)
+            hi = np.maximum(np.maximum(t0, t1), t2)
+            # per-axis contiguous columns: reductions and arithmetic over (m,) columns, not along (m, 3) rows
+            loc = [np.ascontiguousarray(lo[:, k]) for k in range(3)]
+            hic = [np.ascontiguousarray(hi[:, k]) for k in range(3)]
         origin = np.array([c.min() for c in loc]) if len(lo) else np.zeros(3)
         top = np.array([c.max() for c in hic]) if len(hi) else np.ones(3)
         size = float(np.max(top - origin)) or 1.0

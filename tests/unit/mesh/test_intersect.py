@@ -356,6 +356,22 @@ def test_compiled_grid_fill_refuses_bad_arrays() -> None:
         I._cellpairs.grid_count(*cols, 0.0, 0.0, 0.0, 0.0)
     with pytest.raises(TypeError, match="lo1"):
         I._cellpairs.grid_count(cols[0], cols[1].astype(np.float32), *cols[2:], 0.0, 0.0, 0.0, 1.0)
+    occupied = np.array([0, 0, 1], dtype=bool)
+    hit = np.empty(2, dtype=bool)
+    assert I._cellpairs.near_hits(*cols, 0.0, 0.0, 0.0, 1.0, 3, 1, 1, occupied, hit) == 1
+    assert hit.tolist() == [False, True]  # box 1 reaches cell 2
+    with pytest.raises(ValueError, match="one item per cell"):
+        I._cellpairs.near_hits(*cols, 0.0, 0.0, 0.0, 1.0, 4, 1, 1, occupied, hit)
+    with pytest.raises(ValueError, match="hit"):
+        I._cellpairs.near_hits(*cols, 0.0, 0.0, 0.0, 1.0, 3, 1, 1, occupied, hit[:1])
+    T3 = np.arange(18, dtype=np.float64).reshape(2, 3, 3)[:, ::-1].copy()
+    rows = np.empty((2, 3)), np.empty((2, 3))
+    c6 = [np.empty(2) for _ in range(6)]
+    I._cellpairs.boxes(T3, *rows, *c6)
+    assert np.array_equal(rows[0], T3.min(axis=1)) and np.array_equal(rows[1], T3.max(axis=1))
+    assert np.array_equal(np.column_stack(c6[:3]), rows[0]) and np.array_equal(np.column_stack(c6[3:]), rows[1])
+    with pytest.raises(ValueError, match=r"\(m, 3, 3\)"):
+        I._cellpairs.boxes(T3, rows[0], rows[1][:1], *c6)
 
 
 @pytest.mark.kernels
