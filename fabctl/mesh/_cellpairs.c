@@ -10,7 +10,8 @@
  * A second function, plane_keep(), is the first pair filter (fabctl.mesh.intersect._plane_reject) over the
  * pairs found: the triangles' corners against each other's planes.
  *
- * Four more build the grid itself (fabctl.mesh.intersect.TriangleGrid.build): boxes() the triangles' boxes,
+ * Five more build the grid itself (fabctl.mesh.intersect.TriangleGrid.build): boxes() the triangles' boxes
+ * (and boxes32() as float32, rounded outwards),
  * near_hits() which of them share a cell with the boxes a grid will be asked about, grid_count() the entries a
  * cell size gives, then grid_fill() every (cell, box) entry in cell order by a counting sort.
  *
@@ -461,7 +462,47 @@ static PyObject *near_hits(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyLong_FromSsize_t(count);
 }
 
+/* boxes32(lo0, lo1, lo2, hi0, hi1, hi2, l0, l1, l2, h0, h1, h2) -> None
+ *
+ * The (m,) float64 box columns as float32 columns l*, h* (written), rounded outwards: a lower end that
+ * rounded up steps one float32 down, an upper end that rounded down one up (TriangleGrid.boxes32). */
+static PyObject *boxes32(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *obj[2 * NGRID];
+    buf_t bufs[2 * NGRID];
+    memset(bufs, 0, sizeof(bufs));
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8], &obj[9], &obj[10], &obj[11]))
+        return NULL;
+    Py_ssize_t m;
+    if (get_boxes(obj, bufs, "boxes32", &m) < 0) return NULL;
+    static const char *names[] = {"l0", "l1", "l2", "h0", "h1", "h2"};
+    static const char *codes[] = {"f", "f", "f", "f", "f", "f"};
+    static const Py_ssize_t sizes[] = {4, 4, 4, 4, 4, 4};
+    if (get_bufs(obj + NGRID, bufs + NGRID, NGRID, codes, sizes, 0, "boxes32", names) < 0) {
+        release(bufs, NGRID);
+        return NULL;
+    }
+    for (int i = NGRID; i < 2 * NGRID; i++)
+        if (items(&bufs[i]) != m) return refuse(bufs, 2 * NGRID, "boxes32", "the float32 columns and the boxes differ in length");
+    Py_BEGIN_ALLOW_THREADS
+    for (int a = 0; a < 3; a++) {
+        const double *lo = bufs[a].b.buf, *hi = bufs[3 + a].b.buf;
+        float *l = bufs[NGRID + a].b.buf, *h = bufs[NGRID + 3 + a].b.buf;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            float x = (float)lo[i], y = (float)hi[i];
+            l[i] = (double)x > lo[i] ? nextafterf(x, -INFINITY) : x;
+            h[i] = (double)y < hi[i] ? nextafterf(y, INFINITY) : y;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(bufs, 2 * NGRID);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"boxes32", boxes32, METH_VARARGS,
+     "boxes32(lo0, lo1, lo2, hi0, hi1, hi2, l0, l1, l2, h0, h1, h2) -> None\n\n"
+     "The box columns as float32, rounded outwards."},
     {"boxes", boxes, METH_VARARGS,
      "boxes(T, lo, hi, lo0, lo1, lo2, hi0, hi1, hi2) -> None\n\nThe triangles' boxes, as rows and as columns."},
     {"near_hits", near_hits, METH_VARARGS,

@@ -292,6 +292,10 @@ class TriangleGrid:
         """The boxes as float32 (m,) columns per axis, rounded outwards (a prefilter on them never loses an
         overlap)."""
         loc, hic = self.columns
+        if _cellpairs is not None:
+            out = [np.empty(len(loc[0]), dtype=np.float32) for _ in range(6)]
+            _cellpairs.boxes32(*loc, *hic, *out)
+            return out[:3], out[3:]
         out_lo, out_hi = [], []
         for lo, hi in zip(loc, hic, strict=True):
             l32, h32 = lo.astype(np.float32), hi.astype(np.float32)
@@ -370,8 +374,8 @@ class TriangleGrid:
         first = np.ascontiguousarray(self.first, dtype=np.uint8)
         cell, row, last = 0, 0, len(ustart) - 1
         while cell < last:
-            oi = np.zeros(cap, dtype=np.int64)
-            oj = np.zeros(cap, dtype=np.int64)
+            oi = np.empty(cap, dtype=np.int64)  # (written from 0; only the first n are used)
+            oj = np.empty(cap, dtype=np.int64)
             n, cell, row = _cellpairs.cell_pairs(ustart, tri, first, *lo32, *hi32, *fc, oi, oj, cell, row)
             if n:
                 yield oi[:n], oj[:n]
@@ -672,18 +676,22 @@ def contact_tolerance(V: np.ndarray) -> float:
 @dataclass
 class _Planes:
     """Each face's plane, for the pair filters: unit : (m, 3) unit normal (zero for a degenerate face);
-    off : (m,) unit . first corner; corners : three (m, 3) arrays, corner k of every face."""
+    off : (m,) unit . first corner; triangles : (m, 3, 3); corners : three (m, 3) arrays, corner k of every
+    face (made when first asked for: the compiled filter reads the triangles)."""
 
     unit: np.ndarray
     off: np.ndarray
-    corners: list
+    triangles: np.ndarray
 
     @classmethod
     def of(cls, triangles: np.ndarray, N: np.ndarray) -> _Planes:
         ln = np.sqrt(_dot(N, N))
         unit = N / np.where(ln > 0, ln, 1.0)[:, None]
-        corners = [np.ascontiguousarray(triangles[:, k]) for k in range(3)]
-        return cls(unit, _dot(unit, corners[0]), corners)
+        return cls(unit, _dot(unit, triangles[:, 0]), triangles)
+
+    @cached_property
+    def corners(self) -> list[np.ndarray]:
+        return [np.ascontiguousarray(self.triangles[:, k]) for k in range(3)]
 
     def distances(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
         """Signed distances (mm) of the corners of faces y from the planes of faces x: three (k,) arrays."""

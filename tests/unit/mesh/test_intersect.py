@@ -422,3 +422,27 @@ def test_a_grid_of_some_triangles_answers_queries_and_refuses_pair_search() -> N
         assert got == want and len(want) > 50
     with pytest.raises(ValueError, match="every triangle"):
         candidates(m.vertices, m.faces, grid=part)
+
+
+@pytest.mark.kernels
+def test_compiled_float32_boxes_are_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``boxes32`` rounds outwards in C as numpy does: random coordinates (most not float32 numbers), exact
+    float32 numbers (kept as they are) and the example guide's boxes; every float32 box holds its float64 box."""
+    import fabctl.mesh.intersect as I
+
+    need(I._cellpairs, "_cellpairs")
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(-300, 300, (4000, 3, 3))
+    pts[:500] = pts[:500].astype(np.float32)
+    m = read_mesh(EXAMPLE, "mm")
+    for name, t in (("random", pts), ("guide", m.vertices[m.faces])):
+        g = TriangleGrid.build(t)
+        fast = g.boxes32()
+        monkeypatch.setattr(I, "_cellpairs", None)
+        slow = g.boxes32()
+        monkeypatch.undo()
+        for a, b in zip(fast[0] + fast[1], slow[0] + slow[1], strict=True):
+            assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
+        assert all((fast[0][k] <= g.lo[:, k]).all() and (fast[1][k] >= g.hi[:, k]).all() for k in range(3))
+        if name == "random":  # float32 numbers stay as they are
+            assert (fast[0][0][:500] == g.lo[:500, 0]).all()
