@@ -21,6 +21,10 @@ Tolerances (``contact_tolerance``): points closer than ``REL_TOL`` of the part's
 a plane count as on it, so triangles that merely touch, or cross only by STL rounding, are not reported;
 coplanar means parallel normals as well. The grid is reused by ``thickness`` and
 ``channel`` for box queries (``TriangleGrid.query``).
+
+Compiled (``fabctl/mesh/_cellpairs.c``, when built): the grid's boxes, its cell count and its entries (a
+counting sort over the cells), the per-cell pair loop and the first pair filter; and the vertex fans'
+certificate (``fabctl/mesh/_topology.c``). Each gives what its numpy path gives (tests).
 """
 
 from __future__ import annotations
