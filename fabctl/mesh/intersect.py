@@ -36,16 +36,10 @@ from functools import cached_property
 
 import numpy as np
 
-try:  # the broad phase's inner loop, compiled at install when a C compiler is there (pyproject.toml)
-    from fabctl.mesh import _cellpairs
-except ImportError:  # pragma: no cover - depends on the install; the numpy sweep finds the same pairs
-    _cellpairs = None
-try:  # the vertex fans' certificate, compiled likewise
-    from fabctl.mesh import _topology
-except ImportError:  # pragma: no cover - depends on the install; the numpy path gives the same certificate
-    _topology = None
-if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
-    _cellpairs = _topology = None
+from fabctl.mesh.kernels import load
+
+_cellpairs = load("_cellpairs")  # the grid and the broad phase's loops, compiled (None: the numpy paths)
+_topology = load("_topology")  # the vertex fans' certificate, compiled likewise
 
 
 def compiled() -> bool:

@@ -29,7 +29,6 @@ Thickness above ``cap`` is reported as ``cap``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,14 +38,10 @@ from scipy.spatial import cKDTree
 from trimesh.triangles import closest_point
 
 from fabctl.mesh.intersect import TriangleGrid
+from fabctl.mesh.kernels import load
 from fabctl.mesh.topology import Geometry
 
-try:  # the shrinking balls' loop, compiled at install when a C compiler is there (pyproject.toml)
-    from fabctl.mesh import _balls
-except ImportError:  # pragma: no cover - depends on the install; the numpy loop below does the same job
-    _balls = None
-if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
-    _balls = None
+_balls = load("_balls")  # the shrinking balls' loops, compiled (None: the numpy loops below)
 
 
 def compiled() -> bool:

@@ -21,7 +21,6 @@ Definitions (exact and index-based; vertices are expected merged by position, as
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -29,12 +28,9 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-try:  # the whole-mesh passes, compiled at install when a C compiler is there (pyproject.toml)
-    from fabctl.mesh import _topology
-except ImportError:  # pragma: no cover - depends on the install; the numpy paths below give the same results
-    _topology = None
-if os.environ.get("FABCTL_MESH_KERNELS") == "0":  # the numpy path on purpose (comparisons, diagnosis)
-    _topology = None
+from fabctl.mesh.kernels import load
+
+_topology = load("_topology")  # the whole-mesh passes, compiled (None: the numpy paths below)
 
 
 def compiled() -> bool:
