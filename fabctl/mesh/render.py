@@ -146,8 +146,10 @@ def _panel(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, colors:
         d.ellipse([x - r, y - r, x + r, y + r], outline=col, width=3)
         d.line([x - r - 5, y, x - r + 3, y], fill=col, width=2)
         d.line([x + r - 3, y, x + r + 5, y], fill=col, width=2)
-        if label:
-            d.text((x + r + 6, y - 8), label, fill=col, font=font, stroke_width=2, stroke_fill=(255, 255, 255))
+        if label:  # right of the marker, or left of it when it would run off the panel
+            w = d.textlength(label, font=font)
+            lx = x + r + 6 if x + r + 6 + w <= PANEL - 4 else x - r - 6 - w
+            d.text((lx, y - 8), label, fill=col, font=font, stroke_width=2, stroke_fill=(255, 255, 255))
     return im
 
 
