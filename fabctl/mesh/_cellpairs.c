@@ -241,6 +241,14 @@ static inline int64_t cell_of(double x, double origin, double g) { return (int64
 
 #define NGRID 6
 
+/* d0 d1 d2 cells (each >= 1), or -1 when the product does not fit */
+static Py_ssize_t cells_of(const int64_t *dims) {
+    int64_t n = 1;
+    for (int a = 0; a < 3; a++)
+        if (__builtin_mul_overflow(n, dims[a], &n) || n > PY_SSIZE_T_MAX) return -1;
+    return (Py_ssize_t)n;
+}
+
 /* the box columns of grid_count and grid_fill: lo0, lo1, lo2, hi0, hi1, hi2, all (s,) float64 */
 static int get_boxes(PyObject **obj, buf_t *bufs, const char *fn, Py_ssize_t *s) {
     static const char *names[] = {"lo0", "lo1", "lo2", "hi0", "hi1", "hi2"};
@@ -289,7 +297,8 @@ static PyObject *grid_count(PyObject *Py_UNUSED(self), PyObject *args) {
  *
  * Every (cell, box) entry of the grid, by cell key (x slowest) and then box: keys, tri (k,) int64 and first
  * (k,) uint8 (bit ax set when the cell is the box's first along axis ax), as TriangleGrid.build's sort of
- * _expand's entries gives them. ids : (s,) int64 the triangle of each box, or empty for 0..s-1; dims (d0, d1,
+ * _expand's entries gives them. ids : (s,) int64 the triangle of each box, increasing, or empty for 0..s-1
+ * (the counting sort keeps the boxes' order within a cell, the sort orders by triangle); dims (d0, d1,
  * d2) cells per axis, every box inside them; counts : (d0 d1 d2,) int64 scratch, zeroed here. A counting sort
  * over the cells: call it when the cells are not many more than the entries. Returns the number of entries,
  * which must be len(keys). */
@@ -323,8 +332,9 @@ static PyObject *grid_fill(PyObject *Py_UNUSED(self), PyObject *args) {
     if (items(&bufs[8]) != k || items(&bufs[9]) != k) return refuse(bufs, NB, "grid_fill", "keys, tri and first differ in length");
     if (!(g > 0) || dims[0] < 1 || dims[1] < 1 || dims[2] < 1)
         return refuse(bufs, NB, "grid_fill", "the cell size and the dimensions must be > 0");
-    if (items(&bufs[10]) != dims[0] * dims[1] * dims[2])
-        return refuse(bufs, NB, "grid_fill", "counts must hold one item per cell");
+    if (cells_of(dims) != items(&bufs[10])) return refuse(bufs, NB, "grid_fill", "counts must hold one item per cell");
+    for (Py_ssize_t i = 1; has_ids && i < s; i++)
+        if (ids[i] <= ids[i - 1]) return refuse(bufs, NB, "grid_fill", "ids must increase");
     Py_ssize_t ncell = items(&bufs[10]), total = 0;
     const char *bad = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -435,7 +445,7 @@ static PyObject *near_hits(PyObject *Py_UNUSED(self), PyObject *args) {
     const int NB = NGRID + 2;
     if (!(g > 0) || dims[0] < 1 || dims[1] < 1 || dims[2] < 1)
         return refuse(bufs, NB, "near_hits", "the cell size and the dimensions must be > 0");
-    if (items(&bufs[6]) != dims[0] * dims[1] * dims[2]) return refuse(bufs, NB, "near_hits", "occupied must hold one item per cell");
+    if (cells_of(dims) != items(&bufs[6])) return refuse(bufs, NB, "near_hits", "occupied must hold one item per cell");
     if (items(&bufs[7]) != s) return refuse(bufs, NB, "near_hits", "hit and the boxes differ in length");
     const double *lo[3] = {bufs[0].b.buf, bufs[1].b.buf, bufs[2].b.buf};
     const double *hi[3] = {bufs[3].b.buf, bufs[4].b.buf, bufs[5].b.buf};

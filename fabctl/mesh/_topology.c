@@ -30,7 +30,9 @@ static int in_range(const int64_t *idx, Py_ssize_t n, int64_t bound) {
  *
  * vertices : (n, 3) float64; faces : (m, 3) int64 indices into vertices; written: triangles (m, 3, 3)
  * float64 corners, cross (m, 3) float64 (b - a) x (c - a), area (m,) float64 half its length, longest2 (m,)
- * float64 the longest squared edge. The same operations in the same order as the numpy path. */
+ * float64 the longest squared edge. The numpy path's formulas in its order (built without fused multiply-adds);
+ * numpy's einsum may fuse, so an area can differ from numpy's in the last bit. Coordinates must be finite
+ * (intake refuses others). */
 static PyObject *face_geometry(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *obj[6];
     buf_t bufs[6];
@@ -189,9 +191,10 @@ static PyObject *half_edges(PyObject *Py_UNUSED(self), PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
+    int allocated = start != NULL;
     free(start);
     free(tmp);
-    if (!ok && start != NULL) return refuse(bufs, NHE, "half_edges", "a face index is outside [0, n)");
+    if (!ok && allocated) return refuse(bufs, NHE, "half_edges", "a face index is outside [0, n)");
     if (!ok || !big_ok) {
         release(bufs, NHE);
         return PyErr_NoMemory();
@@ -224,13 +227,15 @@ static PyObject *components(PyObject *Py_UNUSED(self), PyObject *args) {
     static const char *codes[] = {"lq", "lq"};
     if (get_bufs(obj, bufs, 2, codes, sizes, 1, "components", names) < 0) return NULL;
     Py_ssize_t n = items(&bufs[1]);
-    if (d < 1 || items(&bufs[0]) != n * d) return refuse(bufs, 2, "components", "nbr must be (n, d) with d >= 1");
+    Py_ssize_t nd = items(&bufs[0]); /* n * d, checked by division (the product could overflow) */
+    if (d < 1 || (n > 0 ? nd % n != 0 || nd / n != d : nd != 0))
+        return refuse(bufs, 2, "components", "nbr must be (n, d) with d >= 1");
     const int64_t *nbr = bufs[0].b.buf;
     int64_t *labels = bufs[1].b.buf; /* the parents first, then the labels */
     int64_t k = 0;
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = in_range(nbr, n * d, n);
+    ok = in_range(nbr, nd, n);
     if (ok) {
         for (Py_ssize_t i = 0; i < n; i++) labels[i] = i;
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -258,8 +263,8 @@ static PyObject *components(PyObject *Py_UNUSED(self), PyObject *args) {
  * vertices : (n, 3) float64; faces : (m, 3) int64; cross : (m, 3) float64 the faces' cross products; written:
  * ok (n,) uint8, 1 where the vertex's fan is certified (fabctl.mesh.intersect._fan_pairs): projected on the
  * plane across the vertex normal (the sum of its faces' cross products), every corner at the vertex turns the
- * same way and the corners add up to one full turn. The same operations in the same order as the numpy path
- * (corner by corner, as numpy's bincount adds them). */
+ * same way and the corners add up to one full turn. The numpy path's formulas, summed corner by corner as
+ * numpy's bincount adds them (its einsum dot products may differ in the last bit). */
 static PyObject *fan_certified(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *obj[4];
     buf_t bufs[4];

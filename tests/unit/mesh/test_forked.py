@@ -15,7 +15,7 @@ import pytest
 
 from fabctl import profiles
 from fabctl.mesh import forked
-from fabctl.mesh.forked import Forked, fork_enabled
+from fabctl.mesh.forked import DIRECT_BYTES, Forked, fork_enabled
 from fabctl.mesh.types import MeshInput
 from fabctl.mesh.validate import validate
 from tests.unit.mesh.guide_variants import load_guide, second_shell, self_intersection
@@ -204,3 +204,17 @@ def test_an_answer_that_cannot_be_pickled_is_computed_here() -> None:
         assert job.first_result()[1] == 9
         pid, _ = job.result()
     assert pid == os.getpid() and not job.forked
+
+
+def mid_sized(x: int) -> tuple[int, bytes]:
+    return os.getpid(), b"x" * x
+
+
+def test_answers_past_the_direct_budget_still_arrive() -> None:
+    """A first answer that fits the direct-write budget, a second one that does not: both come from the child,
+    whole and in order."""
+    size = DIRECT_BYTES * 3 // 4
+    with Forked(mid_sized, size, first=(mid_sized, (size,))) as job:
+        (pid0, a), (pid1, b) = job.first_result(), job.result()
+    assert pid0 == pid1 != os.getpid() and job.forked
+    assert len(a) == len(b) == size

@@ -352,6 +352,10 @@ def test_compiled_grid_fill_refuses_bad_arrays() -> None:
         fill(counts=4)
     with pytest.raises(ValueError, match="ids"):
         fill(ids=np.array([1]))
+    with pytest.raises(ValueError, match="ids must increase"):
+        fill(ids=np.array([9, 5]))
+    with pytest.raises(ValueError, match="one item per cell"):  # 2**32 * 2**32 cells wrap to 0 in 64 bits
+        fill(dims=(2**32, 2**32, 1), counts=0)
     with pytest.raises(ValueError, match="cell size"):
         I._cellpairs.grid_count(*cols, 0.0, 0.0, 0.0, 0.0)
     with pytest.raises(TypeError, match="lo1"):
@@ -364,6 +368,8 @@ def test_compiled_grid_fill_refuses_bad_arrays() -> None:
         I._cellpairs.near_hits(*cols, 0.0, 0.0, 0.0, 1.0, 4, 1, 1, occupied, hit)
     with pytest.raises(ValueError, match="hit"):
         I._cellpairs.near_hits(*cols, 0.0, 0.0, 0.0, 1.0, 3, 1, 1, occupied, hit[:1])
+    with pytest.raises(ValueError, match="one item per cell"):
+        I._cellpairs.near_hits(*cols, 0.0, 0.0, 0.0, 1.0, 2**32, 2**32, 1, np.zeros(0, dtype=bool), hit)
     T3 = np.arange(18, dtype=np.float64).reshape(2, 3, 3)[:, ::-1].copy()
     rows = np.empty((2, 3)), np.empty((2, 3))
     c6 = [np.empty(2) for _ in range(6)]

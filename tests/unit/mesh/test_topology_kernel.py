@@ -184,6 +184,9 @@ def test_compiled_passes_refuse_bad_arrays() -> None:
         k.components(np.full((n, 2), n, dtype=np.int64), 2, labels)
     with pytest.raises(ValueError, match=r"\(n, d\)"):
         k.components(np.zeros((n, 2), dtype=np.int64), 3, labels)
+    with pytest.raises(ValueError, match=r"\(n, d\)"):  # n * d wraps to 0 in 64 bits: still refused
+        k.components(np.zeros(0, dtype=np.int64), 2**62, np.empty(4, dtype=np.int64))
+    assert k.components(np.zeros(0, dtype=np.int64), 1, np.empty(0, dtype=np.int64)) == 0
     ok = np.empty(n, dtype=bool)
     k.fan_certified(V, F, np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]]), ok)
     assert ok.all()  # a convex double cone: every fan turns once, one way
