@@ -292,8 +292,9 @@ def _coarse(geo: Geometry, sm: Samples, cap_r: float, facing_cos: float) -> tupl
     while h0 * 2 ** (nlev - 1) * R_FINE < cap_r and nlev < 8:
         nlev += 1
     sets = [sm] + [surface_samples(geo, h0 * 2**lv) for lv in range(1, nlev)]
-    trees = [cKDTree(x.points) for x in sets]
     buckets = _Buckets.of(sets) if _balls is not None else None
+    # the compiled loop needs the trees only to start each level's balls from the coarser level's
+    trees = [cKDTree(x.points) if buckets is None or lv > 0 else None for lv, x in enumerate(sets)]
     r_prev = None
     for lv in range(nlev - 1, -1, -1):
         S = sets[lv]
