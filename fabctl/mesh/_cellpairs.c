@@ -236,8 +236,17 @@ static PyObject *plane_keep(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyLong_FromSsize_t(kept);
 }
 
-/* the boxes' first and last cells along one axis, as numpy's floor((x - origin) / g) cast to int64 */
+/* a coordinate's cell along one axis, as numpy's floor((x - origin) / g) cast to int64 */
 static inline int64_t cell_of(double x, double origin, double g) { return (int64_t)floor((x - origin) / g); }
+
+/* box i's first (c0) and last (c1) cells along each axis, from per-axis box columns lo, hi */
+static inline void box_cells(const double *const *lo, const double *const *hi, Py_ssize_t i, const double *o,
+                             double g, int64_t *c0, int64_t *c1) {
+    for (int a = 0; a < 3; a++) {
+        c0[a] = cell_of(lo[a][i], o[a], g);
+        c1[a] = cell_of(hi[a][i], o[a], g);
+    }
+}
 
 #define NGRID 6
 
@@ -249,7 +258,7 @@ static Py_ssize_t cells_of(const int64_t *dims) {
     return (Py_ssize_t)n;
 }
 
-/* the box columns of grid_count and grid_fill: lo0, lo1, lo2, hi0, hi1, hi2, all (s,) float64 */
+/* the box columns of grid_count, grid_fill, near_hits and boxes32: lo0, lo1, lo2, hi0, hi1, hi2, all (s,) float64 */
 static int get_boxes(PyObject **obj, buf_t *bufs, const char *fn, Py_ssize_t *s) {
     static const char *names[] = {"lo0", "lo1", "lo2", "hi0", "hi1", "hi2"};
     static const char *codes[] = {"d", "d", "d", "d", "d", "d"};
@@ -284,9 +293,9 @@ static PyObject *grid_count(PyObject *Py_UNUSED(self), PyObject *args) {
     double total = 0.0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < s; i++) {
-        double n = 1.0;
-        for (int k = 0; k < 3; k++) n *= (double)(cell_of(hi[k][i], o[k], g) - cell_of(lo[k][i], o[k], g) + 1);
-        total += n;
+        int64_t c0[3], c1[3];
+        box_cells(lo, hi, i, o, g, c0, c1);
+        total += (double)(c1[0] - c0[0] + 1) * (double)(c1[1] - c0[1] + 1) * (double)(c1[2] - c0[2] + 1);
     }
     Py_END_ALLOW_THREADS
     release(bufs, NGRID);
@@ -341,11 +350,9 @@ static PyObject *grid_fill(PyObject *Py_UNUSED(self), PyObject *args) {
     memset(pos, 0, (size_t)ncell * sizeof(int64_t));
     for (Py_ssize_t i = 0; i < s && !bad; i++) { /* count, checking every cell is inside the grid */
         int64_t c0[3], c1[3];
-        for (int a = 0; a < 3; a++) {
-            c0[a] = cell_of(lo[a][i], o[a], g);
-            c1[a] = cell_of(hi[a][i], o[a], g);
+        box_cells(lo, hi, i, o, g, c0, c1);
+        for (int a = 0; a < 3; a++)
             if (c0[a] < 0 || c1[a] < c0[a] || c1[a] >= dims[a]) bad = "a box lies outside the grid";
-        }
         if (bad) break;
         for (int64_t x = c0[0]; x <= c1[0]; x++)
             for (int64_t y = c0[1]; y <= c1[1]; y++)
@@ -362,10 +369,7 @@ static PyObject *grid_fill(PyObject *Py_UNUSED(self), PyObject *args) {
         }
         for (Py_ssize_t i = 0; i < s; i++) {
             int64_t c0[3], c1[3], t = has_ids ? ids[i] : (int64_t)i;
-            for (int a = 0; a < 3; a++) {
-                c0[a] = cell_of(lo[a][i], o[a], g);
-                c1[a] = cell_of(hi[a][i], o[a], g);
-            }
+            box_cells(lo, hi, i, o, g, c0, c1);
             for (int64_t x = c0[0]; x <= c1[0]; x++)
                 for (int64_t y = c0[1]; y <= c1[1]; y++)
                     for (int64_t z = c0[2]; z <= c1[2]; z++) {
@@ -455,10 +459,10 @@ static PyObject *near_hits(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < s; i++) {
         int64_t c0[3], c1[3];
-        for (int a = 0; a < 3; a++) { /* numpy's clip(floor((x - o) / g), 0, d - 1) */
-            int64_t u = cell_of(lo[a][i], o[a], g), v = cell_of(hi[a][i], o[a], g);
-            c0[a] = u < 0 ? 0 : (u > dims[a] - 1 ? dims[a] - 1 : u);
-            c1[a] = v < 0 ? 0 : (v > dims[a] - 1 ? dims[a] - 1 : v);
+        box_cells(lo, hi, i, o, g, c0, c1);
+        for (int a = 0; a < 3; a++) { /* numpy's clip(..., 0, d - 1) */
+            c0[a] = c0[a] < 0 ? 0 : (c0[a] > dims[a] - 1 ? dims[a] - 1 : c0[a]);
+            c1[a] = c1[a] < 0 ? 0 : (c1[a] > dims[a] - 1 ? dims[a] - 1 : c1[a]);
         }
         uint8_t h = 0;
         for (int64_t x = c0[0]; x <= c1[0] && !h; x++)
